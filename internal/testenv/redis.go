@@ -1,0 +1,156 @@
+package testenv
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Redis is a redis-server process started on a free loopback port.
+type Redis struct {
+	Addr string
+	cmd  *exec.Cmd
+	dir  string
+	port int
+}
+
+// RedisServerPath finds redis-server: $REDIS_SERVER, then PATH.
+func RedisServerPath() (string, error) {
+	if p := os.Getenv("REDIS_SERVER"); p != "" {
+		return p, nil
+	}
+	p, err := exec.LookPath("redis-server")
+	if err != nil {
+		return "", fmt.Errorf("redis-server not found on PATH (install it: apt-get install -y redis-server): %w", err)
+	}
+	return p, nil
+}
+
+// StartRedis starts a private redis-server with persistence off, in dir.
+func StartRedis(dir string) (*Redis, error) {
+	bin, err := RedisServerPath()
+	if err != nil {
+		return nil, err
+	}
+	port, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	r := &Redis{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), dir: dir, port: port}
+	if err := r.start(bin); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *Redis) start(bin string) error {
+	logf, err := os.Create(filepath.Join(r.dir, fmt.Sprintf("redis-%d.log", r.port)))
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(bin, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", r.dir)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("start redis-server: %w", err)
+	}
+	go func() { _ = cmd.Wait(); logf.Close() }()
+	r.cmd = cmd
+	return waitTCP(r.Addr, 10*time.Second)
+}
+
+// Stop kills the server (its data is lost: persistence is off).
+func (r *Redis) Stop() {
+	if r.cmd != nil && r.cmd.Process != nil {
+		_ = r.cmd.Process.Kill()
+		// Wait until the port is closed so a restart can bind it.
+		deadline := time.Now().Add(5 * time.Second)
+		for time.Now().Before(deadline) {
+			c, err := net.DialTimeout("tcp", r.Addr, 100*time.Millisecond)
+			if err != nil {
+				break
+			}
+			c.Close()
+			time.Sleep(20 * time.Millisecond)
+		}
+		r.cmd = nil
+	}
+}
+
+// Restart starts the server again on the same port (after Stop).
+func (r *Redis) Restart() error {
+	bin, err := RedisServerPath()
+	if err != nil {
+		return err
+	}
+	return r.start(bin)
+}
+
+// URL is the redis:// URL for this server, database db.
+func (r *Redis) URL(db int) string { return fmt.Sprintf("redis://%s/%d", r.Addr, db) }
+
+// Client returns a go-redis client for database db.
+func (r *Redis) Client(db int) *redis.Client {
+	return redis.NewClient(&redis.Options{Addr: r.Addr, DB: db})
+}
+
+// Flush empties every database.
+func (r *Redis) Flush(ctx context.Context) error {
+	c := r.Client(0)
+	defer c.Close()
+	return c.FlushAll(ctx).Err()
+}
+
+// FreePort asks the kernel for a free TCP port on loopback.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func waitTCP(addr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not accept connections within %s: %w", addr, timeout, err)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// tailFile returns the last n lines of a log file, for error messages.
+func tailFile(path string, n int) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	var lines []string
+	s := bufio.NewScanner(f)
+	s.Buffer(make([]byte, 64*1024), 1024*1024)
+	for s.Scan() {
+		lines = append(lines, s.Text())
+		if len(lines) > n {
+			lines = lines[1:]
+		}
+	}
+	return strings.Join(lines, "\n")
+}
