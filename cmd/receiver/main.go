@@ -1,0 +1,91 @@
+// Command receiver is node-healer: an Alertmanager webhook receiver that
+// heals Kubernetes nodes with runbooks, under Redis locks.
+//
+// main only parses flags and environment into options and calls the
+// command's run function; nothing else reads flags or env.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/alecthomas/kingpin/v2"
+)
+
+func main() {
+	os.Exit(cli(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// cli runs the command line and returns the exit code (tested directly).
+func cli(args []string, stdout, stderr io.Writer) int {
+	app := kingpin.New("receiver", "node-healer: heals Kubernetes nodes from Alertmanager alerts with runbooks, safely.")
+	app.UsageWriter(stderr)
+	app.ErrorWriter(stderr)
+	exited := false
+	app.Terminate(func(int) { exited = true }) // --help, --version: printed, then stop
+	app.HelpFlag.Short('h')
+
+	var so serveOptions
+	serve := app.Command("serve", "Run the webhook receiver and the runbook workers.").Default()
+	serve.Flag("config.file", "node-healer configuration file.").Default("node-healer.yml").StringVar(&so.ConfigFile)
+	serve.Flag("web.listen-address", "Address to listen on for the webhook, API, health and metrics.").Default(":9095").StringVar(&so.ListenAddress)
+	serve.Flag("kubeconfig", "Kubeconfig file (default: $KUBECONFIG, then in-cluster config, then ~/.kube/config).").Envar("KUBECONFIG").StringVar(&so.Kubeconfig)
+	serve.Flag("redis.url", "Redis URL, overrides redis.url in the config file (password: redis.password_file or $NODE_HEALER_REDIS_PASSWORD).").Envar("NODE_HEALER_REDIS_URL").StringVar(&so.RedisURL)
+	serve.Flag("dry-run", "Log and record what each runbook would do; change nothing.").BoolVar(&so.DryRun)
+	serve.Flag("replica", "Name of this replica in locks, events and the stream (default: hostname-pid).").Envar("POD_NAME").StringVar(&so.Replica)
+	logFlags(serve, &so.Log)
+
+	var cfgFiles []string
+	check := app.Command("check-config", "Validate configuration files; exit 0 with a summary or 1 with the first error.")
+	check.Arg("file", "Configuration files to check.").Required().StringsVar(&cfgFiles)
+
+	var ro routeTestOptions
+	route := app.Command("route", "Inspect routing.")
+	routeTest := route.Command("test", "Print the route and runbook an alert with these labels would get, like `amtool config routes test`.")
+	routeTest.Flag("config.file", "node-healer configuration file.").Default("node-healer.yml").StringVar(&ro.ConfigFile)
+	routeTest.Arg("labels", "Alert labels as name=value.").StringsVar(&ro.Labels)
+
+	var rs runsOptions
+	runs := app.Command("runs", "Inspect runs stored in Redis.")
+	runsList := runs.Command("list", "List recent runs.")
+	runsShow := runs.Command("show", "Show one run's state and timeline.")
+	for _, c := range []*kingpin.CmdClause{runsList, runsShow} {
+		c.Flag("config.file", "node-healer configuration file (for redis settings).").Default("node-healer.yml").StringVar(&rs.ConfigFile)
+		c.Flag("redis.url", "Redis URL, overrides the config file.").Envar("NODE_HEALER_REDIS_URL").StringVar(&rs.RedisURL)
+		c.Flag("output", "Output format: text or json.").Short('o').Default("text").EnumVar(&rs.Output, "text", "json")
+	}
+	runsList.Flag("limit", "How many runs.").Default("20").IntVar(&rs.Limit)
+	runsShow.Arg("id", "Run ID.").Required().StringVar(&rs.ID)
+
+	cmd, err := app.Parse(args)
+	if exited {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "receiver: %v (try --help)\n", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	switch cmd {
+	case serve.FullCommand():
+		err = runServe(ctx, so, stderr)
+	case check.FullCommand():
+		err = runCheckConfig(cfgFiles, stdout)
+	case routeTest.FullCommand():
+		err = runRouteTest(ro, stdout)
+	case runsList.FullCommand():
+		err = runRunsList(ctx, rs, stdout)
+	case runsShow.FullCommand():
+		err = runRunsShow(ctx, rs, stdout)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "receiver: %v\n", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,207 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/node-healer/node-healer/internal/config"
+	"github.com/node-healer/node-healer/internal/handlers"
+	"github.com/node-healer/node-healer/internal/kube"
+	"github.com/node-healer/node-healer/internal/locks"
+	"github.com/node-healer/node-healer/internal/metrics"
+	"github.com/node-healer/node-healer/internal/queue"
+	"github.com/node-healer/node-healer/internal/runbooks"
+	"github.com/node-healer/node-healer/internal/runstore"
+	"github.com/node-healer/node-healer/internal/worker"
+)
+
+type serveOptions struct {
+	ConfigFile    string
+	ListenAddress string
+	Kubeconfig    string
+	RedisURL      string
+	Replica       string
+	DryRun        bool
+	Log           logOptions
+}
+
+// newRedis builds the client from config, the --redis.url override and
+// the password file or $NODE_HEALER_REDIS_PASSWORD.
+func newRedis(cfg *config.Config, urlOverride string) (*redis.Client, error) {
+	u := cfg.Redis.URL
+	if urlOverride != "" {
+		u = urlOverride
+	}
+	opt, err := redis.ParseURL(u)
+	if err != nil {
+		return nil, fmt.Errorf("redis url: %w", err)
+	}
+	if p := cfg.Redis.Password(); p != "" {
+		opt.Password = string(p)
+	} else if p := os.Getenv("NODE_HEALER_REDIS_PASSWORD"); p != "" {
+		opt.Password = p
+	}
+	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = 2*time.Second, 3*time.Second, 3*time.Second
+	opt.MaxRetries = 2
+	return redis.NewClient(opt), nil
+}
+
+func replicaName(o string) string {
+	if o != "" {
+		return o
+	}
+	h, _ := os.Hostname()
+	return fmt.Sprintf("%s-%d", h, os.Getpid())
+}
+
+func runServe(ctx context.Context, o serveOptions, logw io.Writer) error {
+	log := newLogger(o.Log, logw)
+	cfg, err := loadConfig(o.ConfigFile)
+	if err != nil {
+		return err
+	}
+	reg := registry()
+	replica := replicaName(o.Replica)
+
+	rdb, err := newRedis(cfg, o.RedisURL)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+
+	restCfg, err := kube.Config(o.Kubeconfig, cfg.Kubernetes.QPS, cfg.Kubernetes.Burst)
+	if err != nil {
+		return err
+	}
+	client, err := kube.NewClient(restCfg)
+	if err != nil {
+		return fmt.Errorf("kubernetes client: %w", err)
+	}
+	nodeCache := kube.StartNodeCache(ctx, client, 0)
+
+	promReg := prometheus.NewRegistry()
+	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := metrics.New(promReg, metrics.StepsOf(reg))
+
+	prefix := cfg.Redis.KeyPrefix
+	q := queue.New(rdb, queue.Options{Prefix: prefix, DedupeTTL: time.Duration(cfg.Redis.DedupeTTL), ClaimAfter: time.Duration(cfg.Workers.ClaimAfter)})
+	store := runstore.New(rdb, prefix, time.Duration(cfg.Redis.RunTTL))
+	locker := locks.New(rdb, prefix, locks.Options{Registerer: promReg})
+	nodes := &kube.Nodes{Client: client, Instance: replica}
+	pool := &worker.Pool{
+		Queue: q, Locker: locker, Store: store, Name: replica, Count: cfg.Workers.Count,
+		LockTTL: time.Duration(cfg.Locks.TTL), Log: log, Metrics: m,
+		Executor: &runbooks.Executor{Registry: reg, Store: store, Nodes: nodes, Log: log, Observer: m, Worker: replica},
+	}
+
+	e := handlers.New(handlers.Options{
+		Router: cfg, Intake: intake{q}, Nodes: nodeCache, Runs: store, Auth: cfg.Webhook.Auth,
+		MaxBody: cfg.Webhook.MaxBodyBytes, DryRun: o.DryRun, Metrics: m, Gatherer: promReg, Log: log,
+		Ready: []handlers.Check{
+			{Name: "redis", Func: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
+			{Name: "kubernetes", Func: func(ctx context.Context) error {
+				if !nodeCache.Synced() {
+					return errors.New("node cache not synced yet")
+				}
+				return client.Discovery().RESTClient().Get().AbsPath("/readyz").Do(ctx).Error()
+			}},
+		},
+	})
+	srv := &http.Server{Addr: o.ListenAddress, Handler: e, ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	if t := cfg.Webhook.TLS; t != nil {
+		tc, err := tlsConfig(t)
+		if err != nil {
+			return err
+		}
+		srv.TLSConfig = tc
+	}
+	ln, err := net.Listen("tcp", o.ListenAddress)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", o.ListenAddress, err)
+	}
+	log.Info("node-healer starting", "listen", ln.Addr().String(), "replica", replica, "routes", len(cfg.Routes),
+		"workers", cfg.Workers.Count, "dry_run", o.DryRun, "tls", cfg.Webhook.TLS != nil)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	wg.Go(func() {
+		var err error
+		if srv.TLSConfig != nil {
+			err = srv.ServeTLS(ln, cfg.Webhook.TLS.CertFile, cfg.Webhook.TLS.KeyFile)
+		} else {
+			err = srv.Serve(ln)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("http server: %w", err)
+			cancel()
+		}
+	})
+	wg.Go(func() {
+		syncCtx, c := context.WithTimeout(ctx, 30*time.Second)
+		defer c()
+		if !nodeCache.WaitSynced(syncCtx) && ctx.Err() == nil {
+			log.Warn("node cache not synced after 30s: the API server is unreachable or RBAC denies listing nodes; alerts are accepted unverified and runs wait")
+		}
+		if err := pool.Run(ctx); err != nil {
+			errc <- fmt.Errorf("workers: %w", err)
+			cancel()
+		}
+	})
+	<-ctx.Done()
+	log.Info("shutting down: finishing requests; runs in progress stop before their next step and are resumed by another replica")
+	shCtx, c := context.WithTimeout(context.Background(), 10*time.Second)
+	defer c()
+	_ = srv.Shutdown(shCtx)
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return err
+	default:
+		return nil
+	}
+}
+
+// intake adapts the queue to the webhook's Intake interface.
+type intake struct{ q *queue.Queue }
+
+func (i intake) Enqueue(ctx context.Context, reqs []runbooks.Request) ([]bool, error) {
+	return i.q.Enqueue(ctx, reqs)
+}
+
+func (i intake) RecordResolved(ctx context.Context, fp string, endsAt time.Time) error {
+	return i.q.RecordResolved(ctx, fp, endsAt)
+}
+
+func tlsConfig(t *config.TLS) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if t.ClientCAFile != "" {
+		pem, err := os.ReadFile(t.ClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("webhook.tls.client_ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, errors.New("webhook.tls.client_ca_file: no certificates found")
+		}
+		tc.ClientCAs, tc.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	return tc, nil
+}

@@ -1,0 +1,306 @@
+// Package config loads and validates node-healer's configuration file.
+//
+// Like Alertmanager's config package: YAML decoded strictly (unknown keys
+// are errors), defaults applied, then validated with errors that name the
+// field ("routes[1].matchers[0]: …"). Routes use Alertmanager's own matcher
+// syntax so users write what they already know.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	Redis      Redis      `yaml:"redis"`
+	Kubernetes Kubernetes `yaml:"kubernetes"`
+	Webhook    Webhook    `yaml:"webhook"`
+	Workers    Workers    `yaml:"workers"`
+	Locks      Locks      `yaml:"locks"`
+	Routes     []*Route   `yaml:"routes"`
+}
+
+// Redis says where run state, the alert stream and locks live.
+type Redis struct {
+	URL          string         `yaml:"url"`
+	PasswordFile string         `yaml:"password_file"`
+	KeyPrefix    string         `yaml:"key_prefix"`
+	DedupeTTL    model.Duration `yaml:"dedupe_ttl"`
+	RunTTL       model.Duration `yaml:"run_ttl"`
+
+	password Secret
+}
+
+// Password is the secret read from PasswordFile (empty when unset).
+func (r Redis) Password() Secret { return r.password }
+
+// Kubernetes tunes the client-go client.
+type Kubernetes struct {
+	QPS   float32 `yaml:"qps"`
+	Burst int     `yaml:"burst"`
+}
+
+// Webhook configures the Alertmanager webhook endpoint.
+type Webhook struct {
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	Auth         Auth  `yaml:"auth"`
+	TLS          *TLS  `yaml:"tls"`
+}
+
+// Auth configures webhook authentication. At least one method is required
+// unless AllowUnauthenticated is set explicitly.
+type Auth struct {
+	BearerTokenFile      string     `yaml:"bearer_token_file"`
+	BasicAuth            *BasicAuth `yaml:"basic_auth"`
+	AllowUnauthenticated bool       `yaml:"allow_unauthenticated"`
+
+	token Secret
+}
+
+// Token is the bearer token read from BearerTokenFile.
+func (a Auth) Token() Secret { return a.token }
+
+// BasicAuth is a username and a password read from a file.
+type BasicAuth struct {
+	Username     string `yaml:"username"`
+	PasswordFile string `yaml:"password_file"`
+
+	password Secret
+}
+
+// Password is the secret read from PasswordFile.
+func (b BasicAuth) Password() Secret { return b.password }
+
+// TLS serves the webhook over TLS, optionally requiring client certificates.
+type TLS struct {
+	CertFile     string `yaml:"cert_file"`
+	KeyFile      string `yaml:"key_file"`
+	ClientCAFile string `yaml:"client_ca_file"`
+}
+
+// Workers configures the stream consumers in this replica.
+type Workers struct {
+	Count      int            `yaml:"count"`
+	ClaimAfter model.Duration `yaml:"claim_after"`
+}
+
+// Locks configures per-node lease locks.
+type Locks struct {
+	TTL model.Duration `yaml:"ttl"`
+}
+
+// Secret is a credential read from a file; it never prints itself.
+type Secret string
+
+func (Secret) String() string { return "<secret>" }
+
+// MarshalYAML hides the value when a config is printed.
+func (Secret) MarshalYAML() (any, error) { return "<secret>", nil }
+
+// Defaults.
+const (
+	DefaultRedisURL     = "redis://127.0.0.1:6379/0"
+	DefaultKeyPrefix    = "node-healer"
+	DefaultMaxBodyBytes = 1 << 20
+	DefaultNodeLabel    = "node"
+	DefaultQPS          = 50
+	DefaultBurst        = 100
+)
+
+func (c *Config) setDefaults() {
+	d := func(p *model.Duration, v time.Duration) {
+		if *p == 0 {
+			*p = model.Duration(v)
+		}
+	}
+	if c.Redis.URL == "" {
+		c.Redis.URL = DefaultRedisURL
+	}
+	if c.Redis.KeyPrefix == "" {
+		c.Redis.KeyPrefix = DefaultKeyPrefix
+	}
+	d(&c.Redis.DedupeTTL, 24*time.Hour)
+	d(&c.Redis.RunTTL, 7*24*time.Hour)
+	if c.Kubernetes.QPS == 0 {
+		c.Kubernetes.QPS = DefaultQPS
+	}
+	if c.Kubernetes.Burst == 0 {
+		c.Kubernetes.Burst = DefaultBurst
+	}
+	if c.Webhook.MaxBodyBytes == 0 {
+		c.Webhook.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.Workers.Count == 0 {
+		c.Workers.Count = 2
+	}
+	d(&c.Workers.ClaimAfter, time.Minute)
+	d(&c.Locks.TTL, 30*time.Second)
+	for _, r := range c.Routes {
+		if r != nil && r.NodeLabel == "" {
+			r.NodeLabel = DefaultNodeLabel
+		}
+	}
+}
+
+// Parse decodes YAML strictly, applies defaults and validates. Relative
+// file paths are resolved against baseDir; secret files are read.
+// knownRunbooks, when non-nil, is the set of runbook names routes may use.
+func Parse(data []byte, baseDir string, knownRunbooks []string) (*Config, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	c := &Config{}
+	if err := dec.Decode(c); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("config is empty")
+		}
+		return nil, fmt.Errorf("parse: %w", err)
+	}
+	c.setDefaults()
+	if err := c.validate(knownRunbooks); err != nil {
+		return nil, err
+	}
+	if err := c.readSecrets(baseDir); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// LoadFile reads and parses a configuration file.
+func LoadFile(path string, knownRunbooks []string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	c, err := Parse(data, filepath.Dir(path), knownRunbooks)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+func (c *Config) validate(known []string) error {
+	u, err := url.Parse(c.Redis.URL)
+	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+		return fmt.Errorf("redis.url: %q is not a redis:// or rediss:// URL with a host", c.Redis.URL)
+	}
+	if u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			return errors.New("redis.url: do not put a password in the URL; use redis.password_file")
+		}
+	}
+	if strings.ContainsAny(c.Redis.KeyPrefix, " {}") {
+		return fmt.Errorf("redis.key_prefix: %q must not contain spaces or braces", c.Redis.KeyPrefix)
+	}
+	if c.Kubernetes.QPS < 0 {
+		return fmt.Errorf("kubernetes.qps: must be positive, got %v", c.Kubernetes.QPS)
+	}
+	if c.Kubernetes.Burst < 0 {
+		return fmt.Errorf("kubernetes.burst: must be positive, got %d", c.Kubernetes.Burst)
+	}
+	if c.Webhook.MaxBodyBytes < 0 {
+		return fmt.Errorf("webhook.max_body_bytes: must be positive, got %d", c.Webhook.MaxBodyBytes)
+	}
+	a := c.Webhook.Auth
+	if a.BearerTokenFile == "" && a.BasicAuth == nil && !a.AllowUnauthenticated {
+		return errors.New("webhook.auth: configure bearer_token_file or basic_auth (or set allow_unauthenticated: true to accept anonymous requests)")
+	}
+	if a.AllowUnauthenticated && (a.BearerTokenFile != "" || a.BasicAuth != nil) {
+		return errors.New("webhook.auth: allow_unauthenticated cannot be combined with bearer_token_file or basic_auth")
+	}
+	if b := a.BasicAuth; b != nil {
+		if b.Username == "" {
+			return errors.New("webhook.auth.basic_auth.username: required")
+		}
+		if b.PasswordFile == "" {
+			return errors.New("webhook.auth.basic_auth.password_file: required")
+		}
+	}
+	if t := c.Webhook.TLS; t != nil {
+		if t.CertFile == "" || t.KeyFile == "" {
+			return errors.New("webhook.tls: cert_file and key_file are both required")
+		}
+	}
+	if c.Workers.Count < 1 || c.Workers.Count > 256 {
+		return fmt.Errorf("workers.count: must be between 1 and 256, got %d", c.Workers.Count)
+	}
+	if time.Duration(c.Workers.ClaimAfter) < time.Second {
+		return fmt.Errorf("workers.claim_after: must be at least 1s, got %s", c.Workers.ClaimAfter)
+	}
+	if time.Duration(c.Locks.TTL) < time.Second {
+		return fmt.Errorf("locks.ttl: must be at least 1s, got %s", c.Locks.TTL)
+	}
+	if len(c.Routes) == 0 {
+		return errors.New("routes: at least one route is required")
+	}
+	seen := map[string]int{}
+	for i, r := range c.Routes {
+		if r == nil {
+			return fmt.Errorf("routes[%d]: empty route", i)
+		}
+		if err := r.compile(known); err != nil {
+			return fmt.Errorf("routes[%d]: %w", i, err)
+		}
+		if j, dup := seen[r.Name]; dup {
+			return fmt.Errorf("routes[%d].name: %q is already used by routes[%d]", i, r.Name, j)
+		}
+		seen[r.Name] = i
+	}
+	return nil
+}
+
+func (c *Config) readSecrets(baseDir string) error {
+	read := func(field, path string, dst *Secret) error {
+		if path == "" {
+			return nil
+		}
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(baseDir, path)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("%s: %w", field, err)
+		}
+		s := strings.TrimSpace(string(b))
+		if s == "" {
+			return fmt.Errorf("%s: %s is empty", field, path)
+		}
+		*dst = Secret(s)
+		return nil
+	}
+	if err := read("redis.password_file", c.Redis.PasswordFile, &c.Redis.password); err != nil {
+		return err
+	}
+	if err := read("webhook.auth.bearer_token_file", c.Webhook.Auth.BearerTokenFile, &c.Webhook.Auth.token); err != nil {
+		return err
+	}
+	if b := c.Webhook.Auth.BasicAuth; b != nil {
+		if err := read("webhook.auth.basic_auth.password_file", b.PasswordFile, &b.password); err != nil {
+			return err
+		}
+	}
+	if t := c.Webhook.TLS; t != nil {
+		for field, p := range map[string]*string{"webhook.tls.cert_file": &t.CertFile, "webhook.tls.key_file": &t.KeyFile, "webhook.tls.client_ca_file": &t.ClientCAFile} {
+			if *p == "" {
+				continue
+			}
+			if !filepath.IsAbs(*p) {
+				*p = filepath.Join(baseDir, *p)
+			}
+			if _, err := os.Stat(*p); err != nil {
+				return fmt.Errorf("%s: %w", field, err)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,159 @@
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var runbooks = []string{"cordon", "uncordon"}
+
+// Rejections: one fixture per validation rule, with the message it must give.
+var rejections = map[string]string{
+	"bad.unknown-field.yml":      "field colour not found",
+	"bad.redis-url.yml":          `redis.url: "http://localhost:6379" is not a redis://`,
+	"bad.redis-url-password.yml": "redis.url: do not put a password in the URL",
+	"bad.qps.yml":                "kubernetes.qps: must be positive",
+	"bad.no-auth.yml":            "webhook.auth: configure bearer_token_file or basic_auth",
+	"bad.auth-conflict.yml":      "webhook.auth: allow_unauthenticated cannot be combined",
+	"bad.basic-no-user.yml":      "webhook.auth.basic_auth.username: required",
+	"bad.basic-no-password.yml":  "webhook.auth.basic_auth.password_file: required",
+	"bad.token-missing.yml":      "webhook.auth.bearer_token_file: open",
+	"bad.token-empty.yml":        "webhook.auth.bearer_token_file:",
+	"bad.tls-no-key.yml":         "webhook.tls: cert_file and key_file are both required",
+	"bad.body-limit.yml":         "webhook.max_body_bytes: must be positive",
+	"bad.workers.yml":            "workers.count: must be between 1 and 256",
+	"bad.claim-after.yml":        "workers.claim_after: must be at least 1s",
+	"bad.lock-ttl.yml":           "locks.ttl: must be at least 1s",
+	"bad.no-routes.yml":          "routes: at least one route is required",
+	"bad.route-name.yml":         "routes[0]: name: required",
+	"bad.route-dup.yml":          `routes[1].name: "deadlock" is already used by routes[0]`,
+	"bad.matcher.yml":            "routes[0]: matchers[0]:",
+	"bad.no-matchers.yml":        "routes[0]: matchers: at least one matcher is required",
+	"bad.no-runbook.yml":         "routes[0]: runbook: required",
+	"bad.unknown-runbook.yml":    `routes[0]: runbook: unknown runbook "format-disk" (known: cordon, uncordon)`,
+	"bad.node-label.yml":         `routes[0]: node_label: "no-dashes" is not a valid label name`,
+	"bad.duration.yml":           `not a valid duration string: "soon"`,
+	"bad.empty.yml":              "config is empty",
+}
+
+func TestRejections(t *testing.T) {
+	files, _ := filepath.Glob("testdata/bad.*.yml")
+	if len(files) != len(rejections) {
+		t.Errorf("%d fixtures but %d expectations: every testdata/bad.*.yml needs an entry", len(files), len(rejections))
+	}
+	for _, f := range files {
+		want, ok := rejections[filepath.Base(f)]
+		if !ok {
+			t.Errorf("%s: no expected message", f)
+			continue
+		}
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			_, err := LoadFile(f, runbooks)
+			if err == nil {
+				t.Fatalf("accepted; want error containing %q", want)
+			}
+			if !strings.Contains(err.Error(), want) {
+				t.Fatalf("error %q\n does not contain %q", err, want)
+			}
+		})
+	}
+}
+
+func TestGoodConfigDefaults(t *testing.T) {
+	c, err := LoadFile("testdata/good.yml", runbooks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Redis.URL != DefaultRedisURL || c.Webhook.MaxBodyBytes != DefaultMaxBodyBytes || c.Kubernetes.QPS != DefaultQPS {
+		t.Errorf("defaults not applied: %+v", c)
+	}
+	if time.Duration(c.Locks.TTL) != 30*time.Second || c.Workers.Count != 2 {
+		t.Errorf("defaults not applied: %+v %+v", c.Locks, c.Workers)
+	}
+	if c.Webhook.Auth.Token() != "test-token" {
+		t.Errorf("token not read from file")
+	}
+	if s := fmt.Sprint(c.Webhook.Auth.Token()); s != "<secret>" {
+		t.Errorf("secret printed as %q", s)
+	}
+	if c.Routes[0].NodeLabel != "node" {
+		t.Errorf("node label default = %q", c.Routes[0].NodeLabel)
+	}
+}
+
+func TestRouting(t *testing.T) {
+	data := `
+webhook: {auth: {allow_unauthenticated: true}}
+routes:
+  - name: deadlock
+    matchers: ['alertname="NodeKernelDeadlock"', 'severity=~"critical|page"']
+    runbook: cordon
+  - name: by-instance
+    matchers: ['alertname=~"Node.*"']
+    runbook: uncordon
+    node_label: instance
+    strip_port: true
+`
+	c, err := Parse([]byte(data), ".", runbooks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		labels  map[string]string
+		route   string
+		node    string
+		hasNode bool
+	}{
+		{map[string]string{"alertname": "NodeKernelDeadlock", "severity": "page", "node": "n1"}, "deadlock", "n1", true},
+		{map[string]string{"alertname": "NodeKernelDeadlock", "severity": "warning", "instance": "n2:9100"}, "by-instance", "n2", true},
+		{map[string]string{"alertname": "NodeKernelDeadlock", "severity": "critical"}, "deadlock", "", false},
+		{map[string]string{"alertname": "NodeOOM", "instance": "10.0.0.7"}, "by-instance", "10.0.0.7", true},
+		{map[string]string{"alertname": "Watchdog"}, "", "", false},
+	}
+	for _, tc := range cases {
+		r := c.Match(tc.labels)
+		name := ""
+		if r != nil {
+			name = r.Name
+		}
+		if name != tc.route {
+			t.Errorf("%v: route %q, want %q", tc.labels, name, tc.route)
+			continue
+		}
+		if r == nil {
+			continue
+		}
+		n, ok := r.Node(tc.labels)
+		if n != tc.node || ok != tc.hasNode {
+			t.Errorf("%v: node %q,%v want %q,%v", tc.labels, n, ok, tc.node, tc.hasNode)
+		}
+	}
+}
+
+func TestExampleConfig(t *testing.T) {
+	c, err := parseExample(t)
+	if err != nil {
+		t.Fatalf("the shipped example must load: %v", err)
+	}
+	if len(c.Routes) == 0 {
+		t.Fatal("example has no routes")
+	}
+}
+
+// parseExample loads the shipped example with its token file pointed at a
+// fixture (the example names a production path).
+func parseExample(t *testing.T) (*Config, error) {
+	t.Helper()
+	data, err := os.ReadFile("../../examples/node-healer.yml")
+	if err != nil {
+		return nil, err
+	}
+	abs, _ := filepath.Abs("testdata/token")
+	data = bytes.ReplaceAll(data, []byte("/etc/node-healer/webhook-token"), []byte(abs))
+	return Parse(data, ".", runbooks)
+}

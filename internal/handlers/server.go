@@ -1,0 +1,145 @@
+package handlers
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/node-healer/node-healer/internal/config"
+	"github.com/node-healer/node-healer/internal/metrics"
+	"github.com/node-healer/node-healer/internal/runbooks"
+)
+
+// Router picks the route for an alert's labels (nil: no route).
+type Router interface {
+	Match(labels map[string]string) *config.Route
+}
+
+// Intake persists accepted alerts and remembers resolved ones.
+type Intake interface {
+	// Enqueue persists requests; added[i] is false for a duplicate.
+	Enqueue(ctx context.Context, reqs []runbooks.Request) (added []bool, err error)
+	RecordResolved(ctx context.Context, fingerprint string, endsAt time.Time) error
+}
+
+// NodeChecker tells whether a node exists in the cluster.
+type NodeChecker interface {
+	NodeExists(ctx context.Context, name string) (bool, error)
+}
+
+// Runs reads runs for the API.
+type Runs interface {
+	Load(ctx context.Context, id string) (*runbooks.Run, error)
+	List(ctx context.Context, limit int) ([]*runbooks.Run, error)
+}
+
+// Check is one readiness check; a non-nil error means not ready.
+type Check struct {
+	Name string
+	Func func(ctx context.Context) error
+}
+
+// Options wires the server.
+type Options struct {
+	Router   Router
+	Intake   Intake
+	Nodes    NodeChecker // nil: don't check node existence
+	Runs     Runs
+	Auth     config.Auth
+	MaxBody  int64
+	DryRun   bool // global --dry-run: every accepted alert becomes a dry run
+	Ready    []Check
+	Metrics  *metrics.Metrics
+	Gatherer prometheus.Gatherer
+	Log      *slog.Logger
+	Now      func() time.Time
+}
+
+// New builds the echo server with every route.
+func New(o Options) *echo.Echo {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.MaxBody <= 0 {
+		o.MaxBody = config.DefaultMaxBodyBytes
+	}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = errorHandler(o.Log)
+	w := &webhookHandler{o: o}
+	e.POST("/webhook", w.handle, countCodes(o.Metrics), authenticate(o.Auth))
+	e.GET("/-/healthy", func(c echo.Context) error { return c.String(http.StatusOK, "OK\n") })
+	e.GET("/-/ready", ready(o.Ready))
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{})))
+	api := &runsAPI{runs: o.Runs}
+	e.GET("/api/v1/runs", api.list)
+	e.GET("/api/v1/runs/:id", api.get)
+	return e
+}
+
+// errorBody is every error reply: {"error": "..."}.
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
+	return func(err error, c echo.Context) {
+		if c.Response().Committed {
+			return
+		}
+		code, msg := http.StatusInternalServerError, "internal error"
+		if he, ok := err.(*echo.HTTPError); ok {
+			code = he.Code
+			if s, ok := he.Message.(string); ok {
+				msg = s
+			} else {
+				msg = http.StatusText(code)
+			}
+		} else {
+			log.Error("request failed", "path", c.Path(), "err", err)
+		}
+		_ = c.JSON(code, errorBody{Error: msg})
+	}
+}
+
+// countCodes counts webhook replies by status code.
+func countCodes(m *metrics.Metrics) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			start := time.Now()
+			err := next(c)
+			code := c.Response().Status
+			if err != nil {
+				if he, ok := err.(*echo.HTTPError); ok {
+					code = he.Code
+				} else {
+					code = http.StatusInternalServerError
+				}
+			}
+			if m != nil {
+				m.WebhookRequests.WithLabelValues(strconv.Itoa(code)).Inc()
+				m.WebhookDuration.Observe(time.Since(start).Seconds())
+			}
+			return err
+		}
+	}
+}
+
+func ready(checks []Check) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+		defer cancel()
+		for _, ch := range checks {
+			if err := ch.Func(ctx); err != nil {
+				return c.JSON(http.StatusServiceUnavailable, errorBody{Error: ch.Name + ": " + err.Error()})
+			}
+		}
+		return c.String(http.StatusOK, "OK\n")
+	}
+}

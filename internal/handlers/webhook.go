@@ -1,0 +1,148 @@
+package handlers
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/alertmanager/notify/webhook"
+
+	"github.com/node-healer/node-healer/internal/metrics"
+	"github.com/node-healer/node-healer/internal/runbooks"
+)
+
+// AlertResult is the decision for one alert, as returned to the caller.
+type AlertResult struct {
+	Fingerprint string `json:"fingerprint"`
+	Outcome     string `json:"outcome"` // accepted | ignored
+	Reason      string `json:"reason"`  // accepted, duplicate, resolved, no_route, no_node_label, unknown_node
+	Route       string `json:"route,omitempty"`
+	Runbook     string `json:"runbook,omitempty"`
+	Node        string `json:"node,omitempty"`
+	RunID       string `json:"run,omitempty"`
+	Detail      string `json:"detail,omitempty"`
+}
+
+// Reply is the webhook's 200 body.
+type Reply struct {
+	Accepted int           `json:"accepted"`
+	Ignored  int           `json:"ignored"`
+	Alerts   []AlertResult `json:"alerts"`
+}
+
+type webhookHandler struct{ o Options }
+
+func (w *webhookHandler) handle(c echo.Context) error {
+	r := c.Request()
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, w.o.MaxBody))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf("payload larger than %d bytes (webhook.max_body_bytes); lower max_alerts in Alertmanager's webhook_configs", w.o.MaxBody))
+	}
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, "reading body: "+err.Error())
+	}
+	var msg webhook.Message
+	if err := json.Unmarshal(body, &msg); err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, "malformed JSON: "+err.Error())
+	}
+	if msg.Version != "4" {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("unsupported payload version %q: node-healer reads Alertmanager webhook version \"4\"", msg.Version))
+	}
+	if msg.Data == nil || len(msg.Alerts) == 0 {
+		return echo.NewHTTPError(http.StatusBadRequest, "payload has no alerts")
+	}
+	ctx := r.Context()
+	results := make([]AlertResult, len(msg.Alerts))
+	var reqs []runbooks.Request
+	var reqIdx []int
+	for i, a := range msg.Alerts {
+		res := &results[i]
+		res.Fingerprint = a.Fingerprint
+		res.Outcome = "ignored"
+		if a.Fingerprint == "" {
+			res.Reason, res.Detail = metrics.OutcomeNoRoute, "alert has no fingerprint"
+			continue
+		}
+		if a.Status == "resolved" {
+			res.Reason = metrics.OutcomeResolved
+			if err := w.o.Intake.RecordResolved(ctx, a.Fingerprint, a.EndsAt); err != nil {
+				w.redisError("enqueue", err)
+				return echo.NewHTTPError(http.StatusServiceUnavailable, "could not persist alerts (Redis unavailable); Alertmanager will retry")
+			}
+			continue
+		}
+		lbls := map[string]string(a.Labels)
+		route := w.o.Router.Match(lbls)
+		if route == nil {
+			res.Reason = metrics.OutcomeNoRoute
+			continue
+		}
+		res.Route, res.Runbook = route.Name, route.Runbook
+		node, ok := route.Node(lbls)
+		if !ok {
+			res.Reason, res.Detail = metrics.OutcomeNoNodeLabel, fmt.Sprintf("label %q is missing or empty", route.NodeLabel)
+			continue
+		}
+		res.Node = node
+		if w.o.Nodes != nil {
+			exists, err := w.o.Nodes.NodeExists(ctx, node)
+			if err != nil {
+				// Cannot verify (API server unreachable since start): accept;
+				// the worker checks again before acting.
+				res.Detail = "node not verified: " + err.Error()
+			} else if !exists {
+				res.Reason = metrics.OutcomeUnknownNode
+				continue
+			}
+		}
+		res.RunID = runbooks.RunID(a.Fingerprint, a.StartsAt)
+		reqs = append(reqs, runbooks.Request{
+			RunID: res.RunID, Fingerprint: a.Fingerprint, StartsAt: a.StartsAt, Node: node,
+			Route: route.Name, Runbook: route.Runbook, DryRun: route.DryRun || w.o.DryRun,
+			Labels: lbls, Params: route.Params, Enqueued: w.o.Now(),
+		})
+		reqIdx = append(reqIdx, i)
+	}
+	if len(reqs) > 0 {
+		added, err := w.o.Intake.Enqueue(ctx, reqs)
+		if err != nil {
+			w.redisError("enqueue", err)
+			return echo.NewHTTPError(http.StatusServiceUnavailable, "could not persist alerts (Redis unavailable); Alertmanager will retry")
+		}
+		for k, i := range reqIdx {
+			if added[k] {
+				results[i].Outcome, results[i].Reason = "accepted", metrics.OutcomeAccepted
+			} else {
+				results[i].Reason = metrics.OutcomeDuplicate
+			}
+		}
+	}
+	reply := Reply{Alerts: results}
+	for _, res := range results {
+		if res.Outcome == "accepted" {
+			reply.Accepted++
+		} else {
+			reply.Ignored++
+		}
+		if w.o.Metrics != nil {
+			w.o.Metrics.Alerts.WithLabelValues(res.Reason).Inc()
+		}
+		if res.Reason == metrics.OutcomeAccepted {
+			w.o.Log.Info("alert accepted", "run", res.RunID, "node", res.Node, "route", res.Route, "runbook", res.Runbook, "fingerprint", res.Fingerprint)
+		} else {
+			w.o.Log.Debug("alert ignored", "reason", res.Reason, "node", res.Node, "route", res.Route, "fingerprint", res.Fingerprint, "detail", res.Detail)
+		}
+	}
+	return c.JSON(http.StatusOK, reply)
+}
+
+func (w *webhookHandler) redisError(op string, err error) {
+	if w.o.Metrics != nil {
+		w.o.Metrics.RedisErrors.WithLabelValues(op).Inc()
+	}
+	w.o.Log.Error("cannot persist alerts; answering 503 so Alertmanager retries", "err", err)
+}

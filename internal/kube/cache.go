@@ -1,0 +1,61 @@
+package kube
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	listerv1 "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+)
+
+// NodeCache answers "is this node in the cluster?" from an informer, so
+// the webhook does not call the API server per alert.
+type NodeCache struct {
+	lister listerv1.NodeLister
+	synced cache.InformerSynced
+}
+
+// ErrNotSynced means the cache cannot answer yet (API server unreachable
+// since start-up).
+var ErrNotSynced = fmt.Errorf("node cache not synced with the API server")
+
+// StartNodeCache starts a node informer; it runs until ctx ends.
+func StartNodeCache(ctx context.Context, client kubernetes.Interface, resync time.Duration) *NodeCache {
+	f := informers.NewSharedInformerFactory(client, resync)
+	inf := f.Core().V1().Nodes()
+	c := &NodeCache{lister: inf.Lister(), synced: inf.Informer().HasSynced}
+	f.Start(ctx.Done())
+	return c
+}
+
+// WaitSynced waits until the cache is filled or ctx ends.
+func (c *NodeCache) WaitSynced(ctx context.Context) bool {
+	return cache.WaitForCacheSync(ctx.Done(), c.synced)
+}
+
+// NodeExists reports whether a node is known. ErrNotSynced when the cache
+// has never synced.
+func (c *NodeCache) NodeExists(_ context.Context, name string) (bool, error) {
+	if !c.synced() {
+		return false, ErrNotSynced
+	}
+	_, err := c.lister.Get(name)
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Count is the number of nodes in the cache.
+func (c *NodeCache) Count() int {
+	ns, _ := c.lister.List(labels.Everything())
+	return len(ns)
+}
+
+// Synced reports whether the cache has been filled once.
+func (c *NodeCache) Synced() bool { return c.synced() }

@@ -1,0 +1,86 @@
+package kube
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/node-healer/node-healer/internal/runbooks"
+)
+
+// Nodes implements runbooks.NodeOps with client-go.
+type Nodes struct {
+	Client kubernetes.Interface
+	// Component is the Event source (default "node-healer").
+	Component string
+	// Instance names this replica in Events (reportingInstance).
+	Instance string
+}
+
+var _ runbooks.NodeOps = (*Nodes)(nil)
+
+// GetNode reads a node from the API server (not a cache: decisions need
+// the current resourceVersion).
+func (k *Nodes) GetNode(ctx context.Context, name string) (*runbooks.Node, error) {
+	n, err := k.Client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("%w: %s", runbooks.ErrNodeNotFound, name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get node %s: %w", name, classify(err))
+	}
+	return &runbooks.Node{Name: n.Name, Unschedulable: n.Spec.Unschedulable, Labels: n.Labels,
+		Annotations: n.Annotations, ResourceVersion: n.ResourceVersion}, nil
+}
+
+// SetUnschedulable patches spec.unschedulable and annotations with a
+// resourceVersion precondition: a node changed since it was read gives
+// runbooks.ErrConflict.
+func (k *Nodes) SetUnschedulable(ctx context.Context, name, rv string, unschedulable bool, annotations map[string]*string) error {
+	meta := map[string]any{"resourceVersion": rv}
+	if len(annotations) > 0 {
+		meta["annotations"] = annotations
+	}
+	patch, err := json.Marshal(map[string]any{"metadata": meta, "spec": map[string]any{"unschedulable": unschedulable}})
+	if err != nil {
+		return err
+	}
+	_, err = k.Client.CoreV1().Nodes().Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "node-healer"})
+	switch {
+	case apierrors.IsConflict(err):
+		return fmt.Errorf("%w: node %s", runbooks.ErrConflict, name)
+	case apierrors.IsNotFound(err):
+		return fmt.Errorf("%w: %s", runbooks.ErrNodeNotFound, name)
+	case err != nil:
+		return fmt.Errorf("patch node %s: %w", name, classify(err))
+	}
+	return nil
+}
+
+// Event records an Event on the Node.
+func (k *Nodes) Event(ctx context.Context, node, eventType, reason, message string) error {
+	comp := k.Component
+	if comp == "" {
+		comp = "node-healer"
+	}
+	now := metav1.NewTime(time.Now())
+	ev := &corev1.Event{
+		ObjectMeta:     metav1.ObjectMeta{GenerateName: node + ".node-healer.", Namespace: metav1.NamespaceDefault},
+		InvolvedObject: corev1.ObjectReference{Kind: "Node", Name: node, UID: types.UID(node), APIVersion: "v1"},
+		Reason:         reason, Message: message, Type: eventType,
+		Source:         corev1.EventSource{Component: comp, Host: k.Instance},
+		FirstTimestamp: now, LastTimestamp: now, Count: 1,
+		ReportingController: "node-healer.io/receiver", ReportingInstance: k.Instance,
+	}
+	if _, err := k.Client.CoreV1().Events(metav1.NamespaceDefault).Create(ctx, ev, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("event on node %s: %w", node, err)
+	}
+	return nil
+}

@@ -1,0 +1,117 @@
+// Package metrics holds node-healer's Prometheus metrics, built on a
+// Registerer, with bounded label values all initialised at zero (no node
+// names in labels).
+package metrics
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/node-healer/node-healer/internal/runbooks"
+)
+
+// Alert outcomes (the `outcome` label of node_healer_alerts_total).
+const (
+	OutcomeAccepted    = "accepted"
+	OutcomeDuplicate   = "duplicate"
+	OutcomeResolved    = "resolved"
+	OutcomeNoRoute     = "no_route"
+	OutcomeNoNodeLabel = "no_node_label"
+	OutcomeUnknownNode = "unknown_node"
+)
+
+// AlertOutcomes lists every outcome label value.
+var AlertOutcomes = []string{OutcomeAccepted, OutcomeDuplicate, OutcomeResolved, OutcomeNoRoute, OutcomeNoNodeLabel, OutcomeUnknownNode}
+
+// Metrics is every node-healer metric.
+type Metrics struct {
+	WebhookRequests *prometheus.CounterVec
+	WebhookDuration prometheus.Histogram
+	Alerts          *prometheus.CounterVec
+	StreamLag       prometheus.Gauge
+	StreamPending   prometheus.Gauge
+	Runs            *prometheus.CounterVec
+	RunsActive      prometheus.Gauge
+	StepDuration    *prometheus.HistogramVec
+	Steps           *prometheus.CounterVec
+	RedisErrors     *prometheus.CounterVec
+	BadEntries      prometheus.Counter
+}
+
+// New registers the metrics on reg. runbookSteps maps each runbook to its
+// step names, so every (runbook, step) series starts at zero.
+func New(reg prometheus.Registerer, runbookSteps map[string][]string) *Metrics {
+	m := &Metrics{
+		WebhookRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "node_healer_webhook_requests_total", Help: "Webhook requests by HTTP status code."}, []string{"code"}),
+		WebhookDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "node_healer_webhook_duration_seconds", Help: "Time to answer a webhook request.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1}}),
+		Alerts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "node_healer_alerts_total", Help: "Alerts received, by what was decided."}, []string{"outcome"}),
+		StreamLag: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "node_healer_stream_lag", Help: "Stream entries not yet delivered to any worker."}),
+		StreamPending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "node_healer_stream_pending", Help: "Stream entries delivered but not finished (runs in progress or waiting for a lock)."}),
+		Runs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "node_healer_runs_total", Help: "Runs that reached a final state."}, []string{"runbook", "result"}),
+		RunsActive: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "node_healer_runs_active", Help: "Runs executing in this replica."}),
+		StepDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "node_healer_step_duration_seconds", Help: "Duration of runbook steps.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 4, 10)}, []string{"runbook", "step"}),
+		Steps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "node_healer_steps_total", Help: "Steps finished, by outcome."}, []string{"runbook", "step", "outcome"}),
+		RedisErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "node_healer_redis_errors_total", Help: "Redis operations that failed, by operation."}, []string{"op"}),
+		BadEntries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "node_healer_stream_bad_entries_total", Help: "Stream entries that could not be decoded (dropped and logged)."}),
+	}
+	reg.MustRegister(m.WebhookRequests, m.WebhookDuration, m.Alerts, m.StreamLag, m.StreamPending, m.Runs,
+		m.RunsActive, m.StepDuration, m.Steps, m.RedisErrors, m.BadEntries)
+	for _, c := range []string{"200", "400", "401", "413", "415", "503"} {
+		m.WebhookRequests.WithLabelValues(c)
+	}
+	for _, o := range AlertOutcomes {
+		m.Alerts.WithLabelValues(o)
+	}
+	for _, op := range []string{"enqueue", "read", "ack", "save", "lock"} {
+		m.RedisErrors.WithLabelValues(op)
+	}
+	for book, steps := range runbookSteps {
+		for _, r := range []runbooks.Status{runbooks.StatusSucceeded, runbooks.StatusFailed} {
+			m.Runs.WithLabelValues(book, string(r))
+		}
+		for _, s := range steps {
+			m.StepDuration.WithLabelValues(book, s)
+			for _, o := range []runbooks.Outcome{runbooks.OutcomeDone, runbooks.OutcomeSkipped, runbooks.OutcomeDryRun, runbooks.OutcomeFailed} {
+				m.Steps.WithLabelValues(book, s, string(o))
+			}
+		}
+	}
+	return m
+}
+
+// StepDone implements runbooks.Observer.
+func (m *Metrics) StepDone(book, step string, o runbooks.Outcome, d time.Duration) {
+	m.StepDuration.WithLabelValues(book, step).Observe(d.Seconds())
+	m.Steps.WithLabelValues(book, step, string(o)).Inc()
+}
+
+// RunDone implements runbooks.Observer.
+func (m *Metrics) RunDone(book string, s runbooks.Status) {
+	m.Runs.WithLabelValues(book, string(s)).Inc()
+}
+
+// StepsOf maps each runbook in reg to its step names.
+func StepsOf(reg *runbooks.Registry) map[string][]string {
+	out := map[string][]string{}
+	for _, n := range reg.Names() {
+		b, _ := reg.Get(n)
+		for _, s := range b.Steps {
+			out[n] = append(out[n], s.Name)
+		}
+	}
+	return out
+}

@@ -1,0 +1,226 @@
+// Package queue is the durable hand-off between the webhook and the
+// workers: a Redis stream read through a consumer group.
+//
+// Enqueue is idempotent on (fingerprint, startsAt): a Lua script sets a
+// dedupe key with NX and appends to the stream only when it was new, so
+// Alertmanager retries and HA Alertmanager pairs start one run. Entries a
+// dead consumer left pending are claimed by another with XAUTOCLAIM once
+// they have been idle longer than ClaimAfter; a live worker keeps its
+// entry fresh with Touch while the run goes on.
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/node-healer/node-healer/internal/runbooks"
+)
+
+// Job is one accepted alert: a run to start.
+type Job = runbooks.Request
+
+// Delivery is a job read from the stream.
+type Delivery struct {
+	ID      string // stream entry ID
+	Job     Job
+	Claimed bool // taken over from another consumer
+}
+
+// Queue is the stream and its consumer group.
+type Queue struct {
+	rdb        redis.UniversalClient
+	stream     string
+	group      string
+	prefix     string
+	dedupeTTL  time.Duration
+	claimAfter time.Duration
+}
+
+// Options configures a Queue.
+type Options struct {
+	Prefix     string        // key prefix, e.g. "node-healer"
+	DedupeTTL  time.Duration // how long an alert identity is remembered
+	ClaimAfter time.Duration // idle time after which a pending entry is claimed
+}
+
+// New returns a Queue on rdb.
+func New(rdb redis.UniversalClient, o Options) *Queue {
+	if o.Prefix == "" {
+		o.Prefix = "node-healer"
+	}
+	if o.DedupeTTL == 0 {
+		o.DedupeTTL = 24 * time.Hour
+	}
+	if o.ClaimAfter == 0 {
+		o.ClaimAfter = time.Minute
+	}
+	return &Queue{rdb: rdb, stream: o.Prefix + ":alerts", group: "workers", prefix: o.Prefix,
+		dedupeTTL: o.DedupeTTL, claimAfter: o.ClaimAfter}
+}
+
+// Stream is the stream's key.
+func (q *Queue) Stream() string { return q.stream }
+
+var enqueueScript = redis.NewScript(`
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  redis.call('XADD', KEYS[2], '*', 'job', ARGV[3])
+  return 1
+end
+return 0`)
+
+// Enqueue persists jobs in one round trip. added[i] is false when job i
+// was a duplicate of one already enqueued. Any error means none of the
+// results can be trusted and the caller must report failure (503).
+func (q *Queue) Enqueue(ctx context.Context, jobs []Job) (added []bool, err error) {
+	if len(jobs) == 0 {
+		return nil, nil
+	}
+	ttl := strconv.FormatInt(q.dedupeTTL.Milliseconds(), 10)
+	pipe := q.rdb.Pipeline()
+	cmds := make([]*redis.Cmd, len(jobs))
+	for i := range jobs {
+		b, err := json.Marshal(jobs[i])
+		if err != nil {
+			return nil, err
+		}
+		keys := []string{q.prefix + ":dedupe:" + jobs[i].RunID, q.stream}
+		cmds[i] = enqueueScript.EvalSha(ctx, pipe, keys, jobs[i].RunID, ttl, b)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !isNoScript(err) {
+		return nil, fmt.Errorf("enqueue: %w", err)
+	} else if err != nil {
+		// First use on this server: load the script and go again.
+		if err := enqueueScript.Load(ctx, q.rdb).Err(); err != nil {
+			return nil, fmt.Errorf("enqueue: load script: %w", err)
+		}
+		return q.Enqueue(ctx, jobs)
+	}
+	added = make([]bool, len(jobs))
+	for i, c := range cmds {
+		n, err := c.Int()
+		if err != nil {
+			return nil, fmt.Errorf("enqueue: %w", err)
+		}
+		added[i] = n == 1
+	}
+	return added, nil
+}
+
+func isNoScript(err error) bool { return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") }
+
+// RecordResolved remembers that an alert resolved, for runbooks that wait on it.
+func (q *Queue) RecordResolved(ctx context.Context, fingerprint string, endsAt time.Time) error {
+	return q.rdb.Set(ctx, q.prefix+":resolved:"+fingerprint, endsAt.UTC().Format(time.RFC3339Nano), q.dedupeTTL).Err()
+}
+
+// Resolved reports whether an alert was recorded as resolved, and when.
+func (q *Queue) Resolved(ctx context.Context, fingerprint string) (bool, time.Time, error) {
+	s, err := q.rdb.Get(ctx, q.prefix+":resolved:"+fingerprint).Result()
+	if errors.Is(err, redis.Nil) {
+		return false, time.Time{}, nil
+	}
+	if err != nil {
+		return false, time.Time{}, err
+	}
+	t, _ := time.Parse(time.RFC3339Nano, s)
+	return true, t, nil
+}
+
+// EnsureGroup creates the stream and consumer group if missing.
+func (q *Queue) EnsureGroup(ctx context.Context) error {
+	err := q.rdb.XGroupCreateMkStream(ctx, q.stream, q.group, "0").Err()
+	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+		return fmt.Errorf("create consumer group: %w", err)
+	}
+	return nil
+}
+
+// Read returns up to count jobs for consumer: first entries other
+// consumers left idle longer than ClaimAfter, then new ones (blocking up
+// to block). A malformed entry is acknowledged and reported in bad.
+func (q *Queue) Read(ctx context.Context, consumer string, count int, block time.Duration) (ds []Delivery, bad []string, err error) {
+	msgs, _, err := q.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+		Stream: q.stream, Group: q.group, Consumer: consumer, MinIdle: q.claimAfter, Start: "0-0", Count: int64(count),
+	}).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		if strings.HasPrefix(err.Error(), "NOGROUP") {
+			if err := q.EnsureGroup(ctx); err != nil {
+				return nil, nil, err
+			}
+			return q.Read(ctx, consumer, count, block)
+		}
+		return nil, nil, fmt.Errorf("claim: %w", err)
+	}
+	for _, m := range msgs {
+		ds, bad = q.decode(ctx, m, true, ds, bad)
+	}
+	if len(ds) > 0 {
+		return ds, bad, nil
+	}
+	res, err := q.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group: q.group, Consumer: consumer, Streams: []string{q.stream, ">"}, Count: int64(count), Block: block,
+	}).Result()
+	if errors.Is(err, redis.Nil) {
+		return ds, bad, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("read: %w", err)
+	}
+	for _, s := range res {
+		for _, m := range s.Messages {
+			ds, bad = q.decode(ctx, m, false, ds, bad)
+		}
+	}
+	return ds, bad, nil
+}
+
+func (q *Queue) decode(ctx context.Context, m redis.XMessage, claimed bool, ds []Delivery, bad []string) ([]Delivery, []string) {
+	var j Job
+	s, _ := m.Values["job"].(string)
+	if err := json.Unmarshal([]byte(s), &j); err != nil || j.RunID == "" {
+		_ = q.Ack(ctx, m.ID)
+		return ds, append(bad, m.ID)
+	}
+	return append(ds, Delivery{ID: m.ID, Job: j, Claimed: claimed}), bad
+}
+
+// Ack removes a finished entry from the pending list and the stream (the
+// run's record keeps its history), so the stream stays small.
+func (q *Queue) Ack(ctx context.Context, id string) error {
+	pipe := q.rdb.TxPipeline()
+	pipe.XAck(ctx, q.stream, q.group, id)
+	pipe.XDel(ctx, q.stream, id)
+	_, err := pipe.Exec(ctx)
+	return err
+}
+
+// Touch resets an entry's idle time, so no other consumer claims a run
+// that is still going. Call it well within ClaimAfter.
+func (q *Queue) Touch(ctx context.Context, consumer, id string) error {
+	return q.rdb.XClaimJustID(ctx, &redis.XClaimArgs{Stream: q.stream, Group: q.group, Consumer: consumer, MinIdle: 0, Messages: []string{id}}).Err()
+}
+
+// Backlog is the number of entries not yet delivered plus those delivered
+// but not acknowledged.
+func (q *Queue) Backlog(ctx context.Context) (lag, pending int64, err error) {
+	groups, err := q.rdb.XInfoGroups(ctx, q.stream).Result()
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, g := range groups {
+		if g.Name == q.group {
+			return g.Lag, g.Pending, nil
+		}
+	}
+	return 0, 0, nil
+}
+
+// ClaimAfter is the idle time after which entries are claimed.
+func (q *Queue) ClaimAfter() time.Duration { return q.claimAfter }

@@ -1,0 +1,167 @@
+package runbooks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Observer receives step and run outcomes (metrics implement it).
+type Observer interface {
+	StepDone(runbook, step string, outcome Outcome, d time.Duration)
+	RunDone(runbook string, status Status)
+}
+
+// Executor runs runbooks step by step, saving state after each step.
+type Executor struct {
+	Registry *Registry
+	Store    Store
+	Nodes    NodeOps
+	Log      *slog.Logger
+	Observer Observer // optional
+	Worker   string   // this worker's name, recorded in the timeline
+	Now      func() time.Time
+}
+
+// OutcomeInterrupted marks a step that was started by a worker that then
+// stopped (crash, lost lease) before recording its end.
+const OutcomeInterrupted Outcome = "interrupted"
+
+// Exec is what a step sees.
+type Exec struct {
+	Run    *Run
+	Step   string
+	Fence  int64
+	DryRun bool
+	Nodes  NodeOps
+	Log    *slog.Logger
+}
+
+// Audit writes the one audit line every mutation gets.
+func (x *Exec) Audit(ctx context.Context, action, detail string) {
+	x.Log.LogAttrs(ctx, slog.LevelInfo, "audit",
+		slog.Bool("audit", true), slog.String("action", action), slog.String("node", x.Run.Node),
+		slog.String("run", x.Run.ID), slog.String("runbook", x.Run.Runbook), slog.String("step", x.Step),
+		slog.Int64("fence", x.Fence), slog.Bool("dry_run", x.DryRun), slog.String("detail", detail))
+}
+
+func (e *Executor) now() time.Time {
+	if e.Now != nil {
+		return e.Now()
+	}
+	return time.Now()
+}
+
+// Execute runs the remaining steps of run. ctx is the lease context: when
+// it is cancelled the run stops before its next step and stays resumable
+// (status running) for whoever takes the lease next. fence is the lease's
+// fencing number, recorded with every step.
+//
+// It returns nil when the run reached a final status (check run.Status),
+// and an error when the run stopped and must be resumed later.
+func (e *Executor) Execute(ctx context.Context, run *Run, fence int64) error {
+	log := e.Log.With("run", run.ID, "runbook", run.Runbook, "node", run.Node)
+	if run.Status.Final() {
+		return nil
+	}
+	book, ok := e.Registry.Get(run.Runbook)
+	if !ok {
+		run.Status, run.Error = StatusFailed, fmt.Sprintf("unknown runbook %q", run.Runbook)
+		e.finish(ctx, log, run)
+		return e.save(ctx, run)
+	}
+	if n := len(run.Timeline); n > 0 && run.Timeline[n-1].Outcome == OutcomeStarted {
+		run.Timeline[n-1].Outcome = OutcomeInterrupted
+		run.Timeline[n-1].End = e.now()
+		log.Info("resuming interrupted run", "step", run.Timeline[n-1].Step, "fence", fence)
+	}
+	run.Status = StatusRunning
+	run.Attempts++
+	if err := e.save(ctx, run); err != nil {
+		return err
+	}
+	for run.Next < len(book.Steps) {
+		if ctx.Err() != nil {
+			return leaseErr(ctx)
+		}
+		step := book.Steps[run.Next]
+		start := e.now()
+		run.Timeline = append(run.Timeline, Entry{Step: step.Name, Start: start, Outcome: OutcomeStarted, Worker: e.Worker, Fence: fence})
+		if err := e.save(ctx, run); err != nil {
+			return err
+		}
+		x := &Exec{Run: run, Step: step.Name, Fence: fence, DryRun: run.DryRun, Nodes: e.Nodes,
+			Log: log.With("step", step.Name)}
+		outcome, detail, err := step.Do(ctx, x)
+		end := e.now()
+		entry := &run.Timeline[len(run.Timeline)-1]
+		entry.End, entry.Detail = end, detail
+		if err != nil {
+			if ctx.Err() != nil {
+				// Lost the lease (or shutting down) mid-step: leave it for a resume.
+				entry.Outcome = OutcomeInterrupted
+				entry.Detail = err.Error()
+				_ = e.save(context.WithoutCancel(ctx), run)
+				return leaseErr(ctx)
+			}
+			entry.Outcome = OutcomeFailed
+			entry.Detail = err.Error()
+			if errors.Is(err, ErrUnavailable) && run.Attempts < MaxAttempts {
+				// Not the node's fault: keep the run for a later attempt.
+				log.Warn("step could not reach a dependency; the run will be resumed", "step", step.Name, "err", err, "attempt", run.Attempts)
+				e.observeStep(run.Runbook, step.Name, OutcomeFailed, end.Sub(start))
+				if serr := e.save(ctx, run); serr != nil {
+					return serr
+				}
+				return fmt.Errorf("step %s: %w", step.Name, err)
+			}
+			run.Status, run.Error = StatusFailed, fmt.Sprintf("step %s: %v", step.Name, err)
+			e.observeStep(run.Runbook, step.Name, OutcomeFailed, end.Sub(start))
+			log.Error("step failed", "step", step.Name, "err", err)
+			_ = e.Nodes.Event(ctx, run.Node, "Warning", "NodeHealerStepFailed",
+				fmt.Sprintf("run %s (%s): step %s failed: %v", run.ID, run.Runbook, step.Name, err))
+			e.finish(ctx, log, run)
+			return e.save(ctx, run)
+		}
+		entry.Outcome = outcome
+		run.Next++
+		e.observeStep(run.Runbook, step.Name, outcome, end.Sub(start))
+		log.Info("step finished", "step", step.Name, "outcome", outcome, "detail", detail, "took", end.Sub(start).Round(time.Millisecond))
+		if err := e.save(ctx, run); err != nil {
+			return err
+		}
+	}
+	run.Status = StatusSucceeded
+	e.finish(ctx, log, run)
+	return e.save(ctx, run)
+}
+
+func (e *Executor) finish(ctx context.Context, log *slog.Logger, run *Run) {
+	if e.Observer != nil {
+		e.Observer.RunDone(run.Runbook, run.Status)
+	}
+	log.Info("run finished", "status", run.Status, "err", run.Error)
+}
+
+func (e *Executor) observeStep(book, step string, o Outcome, d time.Duration) {
+	if e.Observer != nil {
+		e.Observer.StepDone(book, step, o, d)
+	}
+}
+
+func (e *Executor) save(ctx context.Context, run *Run) error {
+	run.Updated = e.now()
+	if err := e.Store.Save(context.WithoutCancel(ctx), run); err != nil {
+		return fmt.Errorf("save run %s: %w", run.ID, err)
+	}
+	return nil
+}
+
+func leaseErr(ctx context.Context) error {
+	if c := context.Cause(ctx); c != nil && !errors.Is(c, context.Canceled) {
+		return fmt.Errorf("%w: %w", ErrLeaseLost, c)
+	}
+	return fmt.Errorf("%w: %w", ErrLeaseLost, ctx.Err())
+}

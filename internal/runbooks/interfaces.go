@@ -1,0 +1,51 @@
+package runbooks
+
+import (
+	"context"
+	"errors"
+)
+
+// Node is what steps need to know about a node.
+type Node struct {
+	Name            string
+	Unschedulable   bool
+	Labels          map[string]string
+	Annotations     map[string]string
+	ResourceVersion string
+}
+
+// NodeOps is the Kubernetes side of the steps. Writes carry the
+// resourceVersion they were decided on, so a write based on stale state
+// fails with ErrConflict instead of overwriting someone else's change.
+type NodeOps interface {
+	GetNode(ctx context.Context, name string) (*Node, error)
+	// SetUnschedulable sets spec.unschedulable and applies the annotation
+	// changes (a nil value deletes the key), guarded by resourceVersion.
+	SetUnschedulable(ctx context.Context, name, resourceVersion string, unschedulable bool, annotations map[string]*string) error
+	// Event records a Kubernetes Event on the Node (type Normal or Warning).
+	Event(ctx context.Context, node, eventType, reason, message string) error
+}
+
+// Store persists runs.
+type Store interface {
+	Save(ctx context.Context, r *Run) error
+	Load(ctx context.Context, id string) (*Run, error)
+}
+
+// Sentinel errors.
+var (
+	ErrNodeNotFound = errors.New("node not found")
+	ErrConflict     = errors.New("conflict: the object changed since it was read")
+	ErrRunNotFound  = errors.New("run not found")
+	// ErrLeaseLost stops a run before its next step.
+	ErrLeaseLost = errors.New("node lease lost")
+)
+
+// ErrUnavailable marks a failure that says nothing about the node — the
+// API server or another dependency could not be reached. A step failing
+// with it leaves the run resumable instead of failing it.
+var ErrUnavailable = errors.New("dependency unavailable")
+
+// MaxAttempts bounds how many times a run is picked up after stopping on
+// ErrUnavailable or a lost lease before it is failed for a human to look at.
+const MaxAttempts = 20

@@ -1,0 +1,74 @@
+package runbooks
+
+import (
+	"time"
+)
+
+// Status of a run.
+type Status string
+
+// Run statuses. Succeeded and Failed are final.
+const (
+	StatusPending   Status = "pending"
+	StatusRunning   Status = "running"
+	StatusSucceeded Status = "succeeded"
+	StatusFailed    Status = "failed"
+)
+
+// Final reports whether no more steps will run.
+func (s Status) Final() bool { return s == StatusSucceeded || s == StatusFailed }
+
+// Outcome of one step.
+type Outcome string
+
+// Step outcomes recorded in the timeline.
+const (
+	OutcomeStarted Outcome = "started" // saved before acting; replaced when the step ends
+	OutcomeDone    Outcome = "done"    // the step changed something
+	OutcomeSkipped Outcome = "skipped" // nothing to do (already in the wanted state)
+	OutcomeDryRun  Outcome = "dry-run" // what would have been done, nothing changed
+	OutcomeFailed  Outcome = "failed"
+)
+
+// Entry is one line of a run's timeline.
+type Entry struct {
+	Step    string    `json:"step"`
+	Start   time.Time `json:"start"`
+	End     time.Time `json:"end,omitzero"`
+	Outcome Outcome   `json:"outcome"`
+	Detail  string    `json:"detail,omitempty"`
+	Worker  string    `json:"worker,omitempty"`
+	Fence   int64     `json:"fence,omitempty"`
+}
+
+// Run is one execution of a runbook against one node. It is what the
+// store persists after every step.
+type Run struct {
+	ID          string            `json:"id"`
+	Runbook     string            `json:"runbook"`
+	Route       string            `json:"route"`
+	Node        string            `json:"node"`
+	Fingerprint string            `json:"fingerprint,omitempty"`
+	AlertStart  time.Time         `json:"alertStartsAt,omitzero"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Params      map[string]string `json:"params,omitempty"`
+	DryRun      bool              `json:"dryRun"`
+
+	Status   Status            `json:"status"`
+	Next     int               `json:"next"`               // index of the next step to run
+	Prior    map[string]string `json:"prior,omitempty"`    // the node's state before the run, as steps recorded it
+	Timeline []Entry           `json:"timeline,omitempty"` // one entry per step attempt
+	Error    string            `json:"error,omitempty"`
+	Attempts int               `json:"attempts"` // how many times a worker picked the run up
+
+	Created time.Time `json:"created"`
+	Updated time.Time `json:"updated"`
+}
+
+// SetPrior records a fact about the node's state before the run changed it.
+func (r *Run) SetPrior(k, v string) {
+	if r.Prior == nil {
+		r.Prior = map[string]string{}
+	}
+	r.Prior[k] = v
+}

@@ -1,0 +1,199 @@
+// Package worker turns queued requests into runs: it reads the stream
+// through the consumer group, takes the node's lease, runs the runbook
+// with the executor and acknowledges the entry once the run is final.
+//
+// A run that stops before it is final (lease lost, Redis or the API
+// server failing, shutdown) is not acknowledged: its entry stays pending
+// and another worker — in this replica or another — claims it after
+// workers.claim_after and resumes it from its saved step.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/node-healer/node-healer/internal/locks"
+	"github.com/node-healer/node-healer/internal/metrics"
+	"github.com/node-healer/node-healer/internal/queue"
+	"github.com/node-healer/node-healer/internal/runbooks"
+)
+
+// Pool is this replica's set of workers.
+type Pool struct {
+	Queue    *queue.Queue
+	Locker   *locks.Locker
+	Executor *runbooks.Executor
+	Store    runbooks.Store
+	Name     string // consumer name prefix, unique per replica
+	Count    int
+	LockTTL  time.Duration
+	Block    time.Duration // how long one read waits for new entries (default 2s)
+	Log      *slog.Logger
+	Metrics  *metrics.Metrics // optional
+}
+
+// Run starts Count workers and returns when ctx is cancelled and every
+// worker has stopped (a running step finishes or is interrupted first).
+func (p *Pool) Run(ctx context.Context) error {
+	if p.Count < 1 {
+		p.Count = 1
+	}
+	if p.Block == 0 {
+		p.Block = 2 * time.Second
+	}
+	if err := p.Queue.EnsureGroup(ctx); err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	for i := range p.Count {
+		consumer := fmt.Sprintf("%s-%d", p.Name, i)
+		wg.Go(func() { p.loop(ctx, consumer) })
+	}
+	if p.Metrics != nil {
+		wg.Go(func() { p.observeBacklog(ctx) })
+	}
+	wg.Wait()
+	return nil
+}
+
+func (p *Pool) loop(ctx context.Context, consumer string) {
+	log := p.Log.With("worker", consumer)
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		ds, bad, err := p.Queue.Read(ctx, consumer, 1, p.Block)
+		for _, id := range bad {
+			log.Error("dropped a stream entry that could not be decoded", "entry", id)
+			if p.Metrics != nil {
+				p.Metrics.BadEntries.Inc()
+			}
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			p.redisError("read", err)
+			log.Error("cannot read the alert stream; retrying", "err", err, "retry_in", backoff)
+			sleep(ctx, backoff)
+			backoff = min(backoff*2, 10*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		for _, d := range ds {
+			p.handle(ctx, log, consumer, d)
+		}
+	}
+}
+
+// handle runs one delivery. It acknowledges only when the run is final.
+func (p *Pool) handle(ctx context.Context, log *slog.Logger, consumer string, d queue.Delivery) {
+	job := d.Job
+	log = log.With("run", job.RunID, "node", job.Node, "runbook", job.Runbook)
+	run, err := p.Store.Load(ctx, job.RunID)
+	switch {
+	case errors.Is(err, runbooks.ErrRunNotFound):
+		run = runbooks.NewRun(job, time.Now())
+	case err != nil:
+		p.redisError("save", err)
+		log.Error("cannot load run state; leaving it queued", "err", err)
+		return
+	}
+	if run.Status.Final() {
+		p.ack(ctx, log, d.ID)
+		return
+	}
+	lease, err := p.Locker.Acquire(ctx, "node:"+job.Node, p.LockTTL)
+	if errors.Is(err, locks.ErrNotAcquired) {
+		// Counted by the locker (node_healer_lock_acquire_total{result="contended"}).
+		log.Info("node is locked by another run; leaving this one queued", "retry_after", p.Queue.ClaimAfter())
+		return
+	}
+	if err != nil {
+		p.redisError("lock", err)
+		log.Error("cannot take the node lock; leaving the run queued", "err", err)
+		return
+	}
+	if d.Claimed {
+		log.Info("claimed a run another worker left unfinished", "next_step", run.Next, "fence", lease.Fence())
+	}
+	kept, stop := lease.Keep(ctx)
+	touchDone := make(chan struct{})
+	go p.touch(kept, consumer, d.ID, touchDone)
+	if p.Metrics != nil {
+		p.Metrics.RunsActive.Inc()
+	}
+	err = p.Executor.Execute(kept, run, lease.Fence())
+	if p.Metrics != nil {
+		p.Metrics.RunsActive.Dec()
+	}
+	stop()
+	<-touchDone
+	relCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if rerr := lease.Release(relCtx); rerr != nil && !errors.Is(rerr, locks.ErrLeaseLost) {
+		log.Warn("could not release the node lock; it expires by itself", "err", rerr, "ttl", p.LockTTL)
+	}
+	if err != nil {
+		log.Warn("run stopped before finishing; it stays queued and will be resumed", "err", err, "next_step", run.Next)
+		return
+	}
+	p.ack(relCtx, log, d.ID)
+}
+
+// touch keeps the stream entry from being claimed while the run goes on.
+func (p *Pool) touch(ctx context.Context, consumer, id string, done chan<- struct{}) {
+	defer close(done)
+	t := time.NewTicker(max(p.Queue.ClaimAfter()/3, 100*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := p.Queue.Touch(ctx, consumer, id); err != nil && ctx.Err() == nil {
+				p.redisError("read", err)
+			}
+		}
+	}
+}
+
+func (p *Pool) ack(ctx context.Context, log *slog.Logger, id string) {
+	if err := p.Queue.Ack(ctx, id); err != nil {
+		p.redisError("ack", err)
+		log.Error("cannot acknowledge a finished run; another worker will find it final and acknowledge it", "err", err)
+	}
+}
+
+func (p *Pool) observeBacklog(ctx context.Context) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		if lag, pending, err := p.Queue.Backlog(ctx); err == nil {
+			p.Metrics.StreamLag.Set(float64(lag))
+			p.Metrics.StreamPending.Set(float64(pending))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (p *Pool) redisError(op string, err error) {
+	if p.Metrics != nil && err != nil {
+		p.Metrics.RedisErrors.WithLabelValues(op).Inc()
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
