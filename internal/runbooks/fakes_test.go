@@ -1,0 +1,105 @@
+package runbooks
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"sync"
+)
+
+// memStore is an in-memory Store for unit tests (the Redis store is
+// tested against redis-server).
+type memStore struct {
+	mu    sync.Mutex
+	runs  map[string][]byte
+	saves int
+}
+
+func newMemStore() *memStore { return &memStore{runs: map[string][]byte{}} }
+
+func (s *memStore) Save(_ context.Context, r *Run) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, err := json.Marshal(r)
+	s.runs[r.ID] = b
+	s.saves++
+	return err
+}
+
+func (s *memStore) Load(_ context.Context, id string) (*Run, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, ok := s.runs[id]
+	if !ok {
+		return nil, ErrRunNotFound
+	}
+	r := &Run{}
+	return r, json.Unmarshal(b, r)
+}
+
+// fakeNodes is an in-memory NodeOps with resourceVersion checks.
+type fakeNodes struct {
+	mu     sync.Mutex
+	nodes  map[string]*Node
+	events []string
+	writes int
+}
+
+func newFakeNodes(names ...string) *fakeNodes {
+	f := &fakeNodes{nodes: map[string]*Node{}}
+	for _, n := range names {
+		f.nodes[n] = &Node{Name: n, Annotations: map[string]string{}, ResourceVersion: "1"}
+	}
+	return f
+}
+
+func (f *fakeNodes) GetNode(_ context.Context, name string) (*Node, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n, ok := f.nodes[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrNodeNotFound, name)
+	}
+	c := *n
+	c.Annotations = map[string]string{}
+	for k, v := range n.Annotations {
+		c.Annotations[k] = v
+	}
+	return &c, nil
+}
+
+func (f *fakeNodes) SetUnschedulable(_ context.Context, name, rv string, u bool, ann map[string]*string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n, ok := f.nodes[name]
+	if !ok {
+		return ErrNodeNotFound
+	}
+	if n.ResourceVersion != rv {
+		return ErrConflict
+	}
+	n.Unschedulable = u
+	for k, v := range ann {
+		if v == nil {
+			delete(n.Annotations, k)
+		} else {
+			n.Annotations[k] = *v
+		}
+	}
+	f.bump(n)
+	f.writes++
+	return nil
+}
+
+func (f *fakeNodes) bump(n *Node) {
+	v, _ := strconv.Atoi(n.ResourceVersion)
+	n.ResourceVersion = strconv.Itoa(v + 1)
+}
+
+func (f *fakeNodes) Event(_ context.Context, node, typ, reason, msg string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.events = append(f.events, node+" "+typ+" "+reason)
+	return nil
+}
