@@ -45,8 +45,10 @@ func (p *Pool) Run(ctx context.Context) error {
 	if p.Block == 0 {
 		p.Block = 2 * time.Second
 	}
-	if err := p.Queue.EnsureGroup(ctx); err != nil {
-		return err
+	if err := p.Queue.EnsureGroup(ctx); err != nil && ctx.Err() == nil {
+		// Not fatal: every read creates the group when it is missing.
+		p.redisError("read", err)
+		p.Log.Warn("cannot create the stream's consumer group yet; workers will retry", "err", err)
 	}
 	var wg sync.WaitGroup
 	for i := range p.Count {

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"bytes"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func runCLI(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := cli(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestCheckConfig(t *testing.T) {
+	code, out, errs := runCLI("check-config", "../../internal/config/testdata/good.yml")
+	if code != 0 || !strings.Contains(out, "OK — 1 routes, runbooks: cordon") {
+		t.Fatalf("good config: exit %d, %q %q", code, out, errs)
+	}
+	// Every rejection fixture exits 1 with the file and a field-named error.
+	files, _ := filepath.Glob("../../internal/config/testdata/bad.*.yml")
+	if len(files) < 20 {
+		t.Fatalf("only %d fixtures found", len(files))
+	}
+	for _, f := range files {
+		code, out, errs := runCLI("check-config", f)
+		if code != 1 || out != "" || !strings.HasPrefix(errs, "receiver: "+f+": ") {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q", f, code, out, errs)
+		}
+	}
+	// The runbook names come from the real registry.
+	_, _, errs = runCLI("check-config", "../../internal/config/testdata/bad.unknown-runbook.yml")
+	if !strings.Contains(errs, `routes[0]: runbook: unknown runbook "format-disk" (known: cordon, uncordon)`) {
+		t.Errorf("unknown runbook message: %q", errs)
+	}
+}
+
+func TestRouteTest(t *testing.T) {
+	cfg := "--config.file=../../internal/config/testdata/good.yml"
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"alertname=NodeKernelDeadlock", "node=n1"}, "route deadlock → runbook cordon on node n1\n"},
+		{[]string{`alertname="NodeKernelDeadlock"`}, "route deadlock → runbook cordon on node <missing: label \"node\">\n"},
+		{[]string{"alertname=Watchdog"}, "no route\n"},
+	} {
+		code, out, errs := runCLI(append([]string{"route", "test", cfg}, tc.args...)...)
+		if code != 0 || out != tc.want {
+			t.Errorf("%v: exit %d %q %q, want %q", tc.args, code, out, errs, tc.want)
+		}
+	}
+	if code, _, errs := runCLI("route", "test", cfg, "novalue"); code != 1 || !strings.Contains(errs, `label "novalue": want name=value`) {
+		t.Errorf("bad label: %d %q", code, errs)
+	}
+}
+
+func TestHelpAndUsageErrors(t *testing.T) {
+	for _, cmd := range [][]string{{"--help"}, {"serve", "--help"}, {"check-config", "--help"}, {"route", "test", "--help"}, {"runs", "show", "--help"}} {
+		code, _, errs := runCLI(cmd...)
+		if code != 0 || !strings.Contains(errs, "usage: receiver") {
+			t.Errorf("%v: exit %d %q", cmd, code, errs)
+		}
+	}
+	code, _, errs := runCLI("serve", "--web.listen-adress=:1")
+	if code != 2 || !strings.Contains(errs, "unknown long flag") {
+		t.Errorf("misspelt flag: %d %q", code, errs)
+	}
+	if code, _, errs := runCLI("serve", "--config.file=/nonexistent.yml"); code != 1 || !strings.Contains(errs, "no such file") {
+		t.Errorf("missing config: %d %q", code, errs)
+	}
+}
