@@ -1,0 +1,94 @@
+package handlers
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/node-healer/node-healer/internal/config"
+	"github.com/node-healer/node-healer/internal/metrics"
+	"github.com/node-healer/node-healer/internal/queue"
+	"github.com/node-healer/node-healer/internal/runbooks"
+	"github.com/node-healer/node-healer/internal/testenv"
+)
+
+type queueIntake struct{ q *queue.Queue }
+
+func (i queueIntake) Enqueue(ctx context.Context, r []runbooks.Request) ([]bool, error) {
+	return i.q.Enqueue(ctx, r)
+}
+func (i queueIntake) RecordResolved(ctx context.Context, fp string, t time.Time) error {
+	return i.q.RecordResolved(ctx, fp, t)
+}
+
+// benchServer is the webhook on a real redis-server queue. Node lookups
+// use a map, as the production informer cache does.
+func benchServer(b *testing.B) http.Handler {
+	r := testenv.NewRedis(b)
+	c := r.Client(0)
+	b.Cleanup(func() { c.Close() })
+	cfg, err := config.Parse([]byte(testConfig), ".", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.Webhook.MaxBodyBytes = 1 << 20
+	nodes := fakeNodes{}
+	for i := range 100 {
+		nodes[fmt.Sprintf("n%d", i)] = true
+	}
+	reg := prometheus.NewRegistry()
+	return New(Options{Router: cfg, Intake: queueIntake{queue.New(c, queue.Options{Prefix: "bench"})}, Nodes: nodes,
+		Auth: cfg.Webhook.Auth, MaxBody: cfg.Webhook.MaxBodyBytes, Metrics: metrics.New(reg, nil), Gatherer: reg,
+		Log: slog.New(slog.DiscardHandler)})
+}
+
+func benchPayload(seq, alerts int) string {
+	as := make([]string, alerts)
+	for i := range as {
+		as[i] = alert("firing", fmt.Sprintf("%08x%08x", seq, i), fmt.Sprintf(`"alertname":"NodeKernelDeadlock","node":"n%d","severity":"critical","instance":"10.0.0.%d:9100"`, i%100, i%250))
+	}
+	return payload(as...)
+}
+
+func benchWebhook(b *testing.B, alerts int) {
+	if testing.Short() {
+		b.Skip("needs redis-server")
+	}
+	h := benchServer(b)
+	bodies := make([]string, b.N)
+	for i := range bodies {
+		bodies[i] = benchPayload(i, alerts) // distinct alerts: every one is enqueued
+	}
+	lat := make([]time.Duration, 0, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		req := httptest.NewRequest(http.MethodPost, "/webhook", strings.NewReader(bodies[i]))
+		req.Header.Set("Authorization", "Bearer test-token")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		lat = append(lat, time.Since(t0))
+		if rec.Code != 200 {
+			b.Fatalf("status %d: %s", rec.Code, rec.Body)
+		}
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+}
+
+// BenchmarkWebhook1Alert: one alert per payload, each new (enqueued).
+func BenchmarkWebhook1Alert(b *testing.B) { benchWebhook(b, 1) }
+
+// BenchmarkWebhook100Alerts: Alertmanager's max_alerts=100 payload.
+func BenchmarkWebhook100Alerts(b *testing.B) { benchWebhook(b, 100) }
