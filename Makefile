@@ -27,7 +27,7 @@ test: tools vet ## Every test layer: unit, integration (redis, kube-apiserver, k
 	$(GO) test -count=1 -timeout 30m ./...
 
 bench: tools ## Benchmarks (figures go to docs/benchmarks.md)
-	@scripts/bench.sh
+	@bench/bench.sh
 
 demo: tools build ## The pipeline on this machine, no cluster needed
 	@bin/demo

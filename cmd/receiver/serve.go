@@ -186,8 +186,8 @@ func (i intake) Enqueue(ctx context.Context, reqs []runbooks.Request) ([]bool, e
 	return i.q.Enqueue(ctx, reqs)
 }
 
-func (i intake) RecordResolved(ctx context.Context, fp string, endsAt time.Time) error {
-	return i.q.RecordResolved(ctx, fp, endsAt)
+func (i intake) RecordResolved(ctx context.Context, r map[string]time.Time) error {
+	return i.q.RecordResolved(ctx, r)
 }
 
 func tlsConfig(t *config.TLS) (*tls.Config, error) {

@@ -25,8 +25,8 @@ type queueIntake struct{ q *queue.Queue }
 func (i queueIntake) Enqueue(ctx context.Context, r []runbooks.Request) ([]bool, error) {
 	return i.q.Enqueue(ctx, r)
 }
-func (i queueIntake) RecordResolved(ctx context.Context, fp string, t time.Time) error {
-	return i.q.RecordResolved(ctx, fp, t)
+func (i queueIntake) RecordResolved(ctx context.Context, r map[string]time.Time) error {
+	return i.q.RecordResolved(ctx, r)
 }
 
 // benchServer is the webhook on a real redis-server queue. Node lookups

@@ -25,7 +25,8 @@ type Router interface {
 type Intake interface {
 	// Enqueue persists requests; added[i] is false for a duplicate.
 	Enqueue(ctx context.Context, reqs []runbooks.Request) (added []bool, err error)
-	RecordResolved(ctx context.Context, fingerprint string, endsAt time.Time) error
+	// RecordResolved remembers resolved alerts: fingerprint → endsAt.
+	RecordResolved(ctx context.Context, resolved map[string]time.Time) error
 }
 
 // NodeChecker tells whether a node exists in the cluster.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/alertmanager/notify/webhook"
@@ -59,6 +60,7 @@ func (w *webhookHandler) handle(c echo.Context) error {
 	results := make([]AlertResult, len(msg.Alerts))
 	var reqs []runbooks.Request
 	var reqIdx []int
+	var resolved map[string]time.Time
 	for i, a := range msg.Alerts {
 		res := &results[i]
 		res.Fingerprint = a.Fingerprint
@@ -69,10 +71,10 @@ func (w *webhookHandler) handle(c echo.Context) error {
 		}
 		if a.Status == "resolved" {
 			res.Reason = metrics.OutcomeResolved
-			if err := w.o.Intake.RecordResolved(ctx, a.Fingerprint, a.EndsAt); err != nil {
-				w.redisError("enqueue", err)
-				return echo.NewHTTPError(http.StatusServiceUnavailable, "could not persist alerts (Redis unavailable); Alertmanager will retry")
+			if resolved == nil {
+				resolved = map[string]time.Time{}
 			}
+			resolved[a.Fingerprint] = a.EndsAt
 			continue
 		}
 		lbls := map[string]string(a.Labels)
@@ -107,11 +109,13 @@ func (w *webhookHandler) handle(c echo.Context) error {
 		})
 		reqIdx = append(reqIdx, i)
 	}
+	if err := w.o.Intake.RecordResolved(ctx, resolved); err != nil {
+		return w.unavailable(err)
+	}
 	if len(reqs) > 0 {
 		added, err := w.o.Intake.Enqueue(ctx, reqs)
 		if err != nil {
-			w.redisError("enqueue", err)
-			return echo.NewHTTPError(http.StatusServiceUnavailable, "could not persist alerts (Redis unavailable); Alertmanager will retry")
+			return w.unavailable(err)
 		}
 		for k, i := range reqIdx {
 			if added[k] {
@@ -140,9 +144,11 @@ func (w *webhookHandler) handle(c echo.Context) error {
 	return c.JSON(http.StatusOK, reply)
 }
 
-func (w *webhookHandler) redisError(op string, err error) {
+// unavailable answers 503 (Alertmanager retries 5xx) when alerts cannot be persisted.
+func (w *webhookHandler) unavailable(err error) error {
 	if w.o.Metrics != nil {
-		w.o.Metrics.RedisErrors.WithLabelValues(op).Inc()
+		w.o.Metrics.RedisErrors.WithLabelValues("enqueue").Inc()
 	}
 	w.o.Log.Error("cannot persist alerts; answering 503 so Alertmanager retries", "err", err)
+	return echo.NewHTTPError(http.StatusServiceUnavailable, "could not persist alerts (Redis unavailable); Alertmanager will retry")
 }

@@ -59,13 +59,18 @@ func (f *fakeIntake) Enqueue(_ context.Context, reqs []runbooks.Request) ([]bool
 	return added, nil
 }
 
-func (f *fakeIntake) RecordResolved(_ context.Context, fp string, _ time.Time) error {
+func (f *fakeIntake) RecordResolved(_ context.Context, resolved map[string]time.Time) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if len(resolved) == 0 {
+		return nil
+	}
 	if f.err != nil {
 		return f.err
 	}
-	f.resolved = append(f.resolved, fp)
+	for fp := range resolved {
+		f.resolved = append(f.resolved, fp)
+	}
 	return nil
 }
 

@@ -14,7 +14,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -61,63 +60,77 @@ func New(rdb redis.UniversalClient, o Options) *Queue {
 	if o.ClaimAfter == 0 {
 		o.ClaimAfter = time.Minute
 	}
-	return &Queue{rdb: rdb, stream: o.Prefix + ":alerts", group: "workers", prefix: o.Prefix,
+	// One hash tag for every queue key: the enqueue script touches the
+	// stream and the dedupe keys together (one slot on Redis Cluster).
+	tag := "{" + o.Prefix + "}"
+	return &Queue{rdb: rdb, stream: tag + ":alerts", group: "workers", prefix: tag,
 		dedupeTTL: o.DedupeTTL, claimAfter: o.ClaimAfter}
 }
 
 // Stream is the stream's key.
 func (q *Queue) Stream() string { return q.stream }
 
+// enqueueScript adds every job whose dedupe key is new, in one call.
+// KEYS: stream, dedupe keys…; ARGV: ttl ms, then (run ID, job JSON) pairs.
 var enqueueScript = redis.NewScript(`
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  redis.call('XADD', KEYS[2], '*', 'job', ARGV[3])
-  return 1
+local added = {}
+for i = 2, #KEYS do
+  local id, job = ARGV[2*i-2], ARGV[2*i-1]
+  if redis.call('SET', KEYS[i], id, 'NX', 'PX', ARGV[1]) then
+    redis.call('XADD', KEYS[1], '*', 'job', job)
+    added[#added+1] = 1
+  else
+    added[#added+1] = 0
+  end
 end
-return 0`)
+return added`)
 
-// Enqueue persists jobs in one round trip. added[i] is false when job i
-// was a duplicate of one already enqueued. Any error means none of the
-// results can be trusted and the caller must report failure (503).
+// Enqueue persists jobs in one round trip and one script call. added[i]
+// is false when job i was a duplicate of one already enqueued. Any error
+// means none of the results can be trusted and the caller must report
+// failure (503) so that Alertmanager retries.
 func (q *Queue) Enqueue(ctx context.Context, jobs []Job) (added []bool, err error) {
 	if len(jobs) == 0 {
 		return nil, nil
 	}
-	ttl := strconv.FormatInt(q.dedupeTTL.Milliseconds(), 10)
-	pipe := q.rdb.Pipeline()
-	cmds := make([]*redis.Cmd, len(jobs))
+	keys := make([]string, 1, len(jobs)+1)
+	keys[0] = q.stream
+	args := make([]any, 1, 2*len(jobs)+1)
+	args[0] = q.dedupeTTL.Milliseconds()
 	for i := range jobs {
-		b, err := json.Marshal(jobs[i])
+		b, err := json.Marshal(&jobs[i])
 		if err != nil {
 			return nil, err
 		}
-		keys := []string{q.prefix + ":dedupe:" + jobs[i].RunID, q.stream}
-		cmds[i] = enqueueScript.EvalSha(ctx, pipe, keys, jobs[i].RunID, ttl, b)
+		keys = append(keys, q.prefix+":dedupe:"+jobs[i].RunID)
+		args = append(args, jobs[i].RunID, b)
 	}
-	if _, err := pipe.Exec(ctx); err != nil && !isNoScript(err) {
+	res, err := enqueueScript.Run(ctx, q.rdb, keys, args...).Int64Slice()
+	if err != nil {
 		return nil, fmt.Errorf("enqueue: %w", err)
-	} else if err != nil {
-		// First use on this server: load the script and go again.
-		if err := enqueueScript.Load(ctx, q.rdb).Err(); err != nil {
-			return nil, fmt.Errorf("enqueue: load script: %w", err)
-		}
-		return q.Enqueue(ctx, jobs)
+	}
+	if len(res) != len(jobs) {
+		return nil, fmt.Errorf("enqueue: %d results for %d jobs", len(res), len(jobs))
 	}
 	added = make([]bool, len(jobs))
-	for i, c := range cmds {
-		n, err := c.Int()
-		if err != nil {
-			return nil, fmt.Errorf("enqueue: %w", err)
-		}
+	for i, n := range res {
 		added[i] = n == 1
 	}
 	return added, nil
 }
 
-func isNoScript(err error) bool { return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") }
-
-// RecordResolved remembers that an alert resolved, for runbooks that wait on it.
-func (q *Queue) RecordResolved(ctx context.Context, fingerprint string, endsAt time.Time) error {
-	return q.rdb.Set(ctx, q.prefix+":resolved:"+fingerprint, endsAt.UTC().Format(time.RFC3339Nano), q.dedupeTTL).Err()
+// RecordResolved remembers, in one round trip, that alerts resolved (by
+// fingerprint, with their endsAt), for runbooks that wait on it.
+func (q *Queue) RecordResolved(ctx context.Context, resolved map[string]time.Time) error {
+	if len(resolved) == 0 {
+		return nil
+	}
+	pipe := q.rdb.Pipeline()
+	for fp, endsAt := range resolved {
+		pipe.Set(ctx, q.prefix+":resolved:"+fp, endsAt.UTC().Format(time.RFC3339Nano), q.dedupeTTL)
+	}
+	_, err := pipe.Exec(ctx)
+	return err
 }
 
 // Resolved reports whether an alert was recorded as resolved, and when.
