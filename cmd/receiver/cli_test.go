@@ -51,6 +51,11 @@ func TestRouteTest(t *testing.T) {
 			t.Errorf("%v: exit %d %q %q, want %q", tc.args, code, out, errs, tc.want)
 		}
 	}
+	// The shipped example needs no secret files for route tests.
+	code, out, errs := runCLI("route", "test", "--config.file=../../examples/node-healer.yml", "node_healer=true", "remediation=cordon", "node=n3")
+	if code != 0 || out != "route cordon → runbook cordon on node n3\n" {
+		t.Errorf("example: exit %d %q %q", code, out, errs)
+	}
 	if code, _, errs := runCLI("route", "test", cfg, "novalue"); code != 1 || !strings.Contains(errs, `label "novalue": want name=value`) {
 		t.Errorf("bad label: %d %q", code, errs)
 	}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/node-healer/node-healer/internal/config"
 )
 
 type routeTestOptions struct {
@@ -12,7 +14,7 @@ type routeTestOptions struct {
 }
 
 func runRouteTest(o routeTestOptions, out io.Writer) error {
-	c, err := loadConfig(o.ConfigFile)
+	c, err := config.LoadFileSkipSecrets(o.ConfigFile, registry().Names())
 	if err != nil {
 		return err
 	}

@@ -157,6 +157,10 @@ func (c *Config) setDefaults() {
 // file paths are resolved against baseDir; secret files are read.
 // knownRunbooks, when non-nil, is the set of runbook names routes may use.
 func Parse(data []byte, baseDir string, knownRunbooks []string) (*Config, error) {
+	return parse(data, baseDir, knownRunbooks, true)
+}
+
+func parse(data []byte, baseDir string, knownRunbooks []string, secrets bool) (*Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	c := &Config{}
@@ -170,19 +174,32 @@ func Parse(data []byte, baseDir string, knownRunbooks []string) (*Config, error)
 	if err := c.validate(knownRunbooks); err != nil {
 		return nil, err
 	}
-	if err := c.readSecrets(baseDir); err != nil {
-		return nil, err
+	if secrets {
+		if err := c.readSecrets(baseDir); err != nil {
+			return nil, err
+		}
 	}
 	return c, nil
 }
 
-// LoadFile reads and parses a configuration file.
+// LoadFile reads and parses a configuration file, secrets included.
 func LoadFile(path string, knownRunbooks []string) (*Config, error) {
+	return loadFile(path, knownRunbooks, true)
+}
+
+// LoadFileSkipSecrets parses a configuration file without reading the
+// secret files it names, for tools that only need routes or Redis
+// settings (route test, runs show) on a machine without those files.
+func LoadFileSkipSecrets(path string, knownRunbooks []string) (*Config, error) {
+	return loadFile(path, knownRunbooks, false)
+}
+
+func loadFile(path string, knownRunbooks []string, secrets bool) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	c, err := Parse(data, filepath.Dir(path), knownRunbooks)
+	c, err := parse(data, filepath.Dir(path), knownRunbooks, secrets)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
