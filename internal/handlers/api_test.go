@@ -1,0 +1,76 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/node-healer/node-healer/internal/config"
+	"github.com/node-healer/node-healer/internal/metrics"
+	"github.com/node-healer/node-healer/internal/runbooks"
+)
+
+type fakeRuns map[string]*runbooks.Run
+
+func (f fakeRuns) Load(_ context.Context, id string) (*runbooks.Run, error) {
+	if r, ok := f[id]; ok {
+		return r, nil
+	}
+	if id == "broken" {
+		return nil, errors.New("redis: connection refused")
+	}
+	return nil, runbooks.ErrRunNotFound
+}
+
+func (f fakeRuns) List(_ context.Context, limit int) ([]*runbooks.Run, error) {
+	var out []*runbooks.Run
+	for _, r := range f {
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func get(h http.Handler, path string) *httptest.ResponseRecorder {
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+	return rec
+}
+
+func TestAPIAndHealth(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	var redisDown error
+	h := New(Options{Router: &config.Config{}, Intake: &fakeIntake{}, Runs: fakeRuns{"r1": {ID: "r1", Node: "n1", Status: runbooks.StatusSucceeded}},
+		Auth: config.Auth{AllowUnauthenticated: true}, Metrics: metrics.New(reg, map[string][]string{"cordon": {"cordon"}}), Gatherer: reg,
+		Log: slog.New(slog.DiscardHandler),
+		Ready: []Check{{Name: "redis", Func: func(context.Context) error { return redisDown }}}})
+	cases := []struct {
+		path string
+		code int
+		want string
+	}{
+		{"/-/healthy", 200, "OK"},
+		{"/-/ready", 200, "OK"},
+		{"/api/v1/runs/r1", 200, `"node":"n1"`},
+		{"/api/v1/runs/nope", 404, `{"error":"no run with ID nope"}`},
+		{"/api/v1/runs/broken", 503, `cannot read run`},
+		{"/api/v1/runs", 200, `"runs":[{"id":"r1"`},
+		{"/api/v1/runs?limit=0", 400, `limit must be a number from 1 to 1000`},
+		{"/metrics", 200, `node_healer_steps_total{outcome="done",runbook="cordon",step="cordon"} 0`},
+	}
+	for _, tc := range cases {
+		rec := get(h, tc.path)
+		if rec.Code != tc.code || !strings.Contains(rec.Body.String(), tc.want) {
+			t.Errorf("GET %s: %d %.200s; want %d with %s", tc.path, rec.Code, rec.Body, tc.code, tc.want)
+		}
+	}
+	redisDown = errors.New("connection refused")
+	if rec := get(h, "/-/ready"); rec.Code != 503 || !strings.Contains(rec.Body.String(), "redis: connection refused") {
+		t.Errorf("ready with redis down: %d %s", rec.Code, rec.Body)
+	}
+}
