@@ -20,7 +20,21 @@ func registry() *runbooks.Registry {
 }
 
 func loadConfig(path string) (*config.Config, error) {
-	return config.LoadFile(path, registry().Names())
+	c, err := config.LoadFile(path, registry().Names())
+	if err != nil {
+		return nil, err
+	}
+	return c, checkParams(path, c)
+}
+
+// checkParams validates each route's runbook parameters (names and values).
+func checkParams(path string, c *config.Config) error {
+	for i, r := range c.Routes {
+		if err := runbooks.ValidateParams(r.Params); err != nil {
+			return fmt.Errorf("%s: routes[%d].params: %w", path, i, err)
+		}
+	}
+	return nil
 }
 
 func runCheckConfig(files []string, out io.Writer) error {

@@ -31,7 +31,7 @@ func TestCheckConfig(t *testing.T) {
 	}
 	// The runbook names come from the real registry.
 	_, _, errs = runCLI("check-config", "../../internal/config/testdata/bad.unknown-runbook.yml")
-	if !strings.Contains(errs, `routes[0]: runbook: unknown runbook "format-disk" (known: cordon, uncordon)`) {
+	if !strings.Contains(errs, `routes[0]: runbook: unknown runbook "format-disk" (known: cordon, disk-cleanup, drain, fence, power-cycle, reboot, restart-kubelet, restart-runtime, uncordon)`) {
 		t.Errorf("unknown runbook message: %q", errs)
 	}
 }
@@ -74,5 +74,17 @@ func TestHelpAndUsageErrors(t *testing.T) {
 	}
 	if code, _, errs := runCLI("serve", "--config.file=/nonexistent.yml"); code != 1 || !strings.Contains(errs, "no such file") {
 		t.Errorf("missing config: %d %q", code, errs)
+	}
+}
+
+func TestCheckConfigParams(t *testing.T) {
+	for f, want := range map[string]string{
+		"testdata/bad.param-name.yml":  `routes[0].params: unknown parameter "drain_timout"`,
+		"testdata/bad.param-value.yml": `routes[0].params: drain_timeout: "soon" is not a positive duration`,
+	} {
+		code, _, errs := runCLI("check-config", f)
+		if code != 1 || !strings.Contains(errs, want) {
+			t.Errorf("%s: exit %d %q, want %q", f, code, errs, want)
+		}
 	}
 }

@@ -105,7 +105,7 @@ func runServe(ctx context.Context, o serveOptions, logw io.Writer) error {
 	pool := &worker.Pool{
 		Queue: q, Locker: locker, Store: store, Name: replica, Count: cfg.Workers.Count,
 		LockTTL: time.Duration(cfg.Locks.TTL), Log: log, Metrics: m,
-		Executor: &runbooks.Executor{Registry: reg, Store: store, Nodes: nodes, Log: log, Observer: m, Worker: replica},
+		Executor: &runbooks.Executor{Registry: reg, Store: store, Deps: runbooks.Deps{Nodes: nodes}, Log: log, Observer: m, Worker: replica},
 	}
 
 	e := handlers.New(handlers.Options{

@@ -105,12 +105,3 @@ func uncordonOnce(ctx context.Context, x *Exec) (Outcome, string, error) {
 	return OutcomeDone, detail, nil
 }
 
-// Builtin returns the runbooks node-healer ships.
-func Builtin() []*Runbook {
-	return []*Runbook{
-		{Name: "cordon", Description: "Mark the node unschedulable and record ownership.",
-			Steps: []Step{{Name: "cordon", Do: Cordon}}},
-		{Name: "uncordon", Description: "Undo a cordon node-healer owns; an operator's cordon stays.",
-			Steps: []Step{{Name: "uncordon", Do: Uncordon}}},
-	}
-}

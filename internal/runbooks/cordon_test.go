@@ -77,7 +77,7 @@ func TestDryRunChangesNothing(t *testing.T) {
 
 func TestCordonRetriesConflicts(t *testing.T) {
 	e, _, nodes := newExec(t, Builtin()...)
-	e.Nodes = &conflictOnce{fakeNodes: nodes}
+	e.Deps.Nodes = &conflictOnce{fakeNodes: nodes}
 	runBook(t, e, "cordon", "run1", false)
 	if !nodes.nodes["n1"].Unschedulable {
 		t.Fatal("not cordoned after a conflict")

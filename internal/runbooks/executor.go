@@ -18,7 +18,7 @@ type Observer interface {
 type Executor struct {
 	Registry *Registry
 	Store    Store
-	Nodes    NodeOps
+	Deps     Deps
 	Log      *slog.Logger
 	Observer Observer // optional
 	Worker   string   // this worker's name, recorded in the timeline
@@ -29,15 +29,27 @@ type Executor struct {
 // stopped (crash, lost lease) before recording its end.
 const OutcomeInterrupted Outcome = "interrupted"
 
-// Exec is what a step sees.
+// Exec is what a step sees: the run, its dependencies, and a way to
+// save a decision before acting on it.
 type Exec struct {
+	*Deps
 	Run    *Run
 	Step   string
 	Fence  int64
 	DryRun bool
-	Nodes  NodeOps
 	Log    *slog.Logger
+
+	now  func() time.Time
+	save func(ctx context.Context) error
 }
+
+// Now is the executor's clock.
+func (x *Exec) Now() time.Time { return x.now() }
+
+// Checkpoint saves the run now. A step calls it after recording a
+// decision in Run.Prior and before acting on it (sending a reset), so a
+// resumed run finds the decision and does not act twice.
+func (x *Exec) Checkpoint(ctx context.Context) error { return x.save(ctx) }
 
 // Audit writes the one audit line every mutation gets.
 func (x *Exec) Audit(ctx context.Context, action, detail string) {
@@ -92,8 +104,8 @@ func (e *Executor) Execute(ctx context.Context, run *Run, fence int64) error {
 		if err := e.save(ctx, run); err != nil {
 			return err
 		}
-		x := &Exec{Run: run, Step: step.Name, Fence: fence, DryRun: run.DryRun, Nodes: e.Nodes,
-			Log: log.With("step", step.Name)}
+		x := &Exec{Deps: &e.Deps, Run: run, Step: step.Name, Fence: fence, DryRun: run.DryRun,
+			Log: log.With("step", step.Name), now: e.now, save: func(ctx context.Context) error { return e.save(ctx, run) }}
 		outcome, detail, err := step.Do(ctx, x)
 		end := e.now()
 		entry := &run.Timeline[len(run.Timeline)-1]
@@ -108,6 +120,13 @@ func (e *Executor) Execute(ctx context.Context, run *Run, fence int64) error {
 			}
 			entry.Outcome = OutcomeFailed
 			entry.Detail = err.Error()
+			var esc *EscalationError
+			if errors.As(err, &esc) {
+				entry.Outcome = OutcomeEscalated
+				e.observeStep(run.Runbook, step.Name, OutcomeEscalated, end.Sub(start))
+				e.escalate(ctx, log, run, step.Name, esc.Reason)
+				return e.save(ctx, run)
+			}
 			if errors.Is(err, ErrUnavailable) && run.Attempts < MaxAttempts {
 				// Not the node's fault: keep the run for a later attempt.
 				log.Warn("step could not reach a dependency; the run will be resumed", "step", step.Name, "err", err, "attempt", run.Attempts)
@@ -120,7 +139,7 @@ func (e *Executor) Execute(ctx context.Context, run *Run, fence int64) error {
 			run.Status, run.Error = StatusFailed, fmt.Sprintf("step %s: %v", step.Name, err)
 			e.observeStep(run.Runbook, step.Name, OutcomeFailed, end.Sub(start))
 			log.Error("step failed", "step", step.Name, "err", err)
-			_ = e.Nodes.Event(ctx, run.Node, "Warning", "NodeHealerStepFailed",
+			_ = e.Deps.Nodes.Event(ctx, run.Node, "Warning", "NodeHealerStepFailed",
 				fmt.Sprintf("run %s (%s): step %s failed: %v", run.ID, run.Runbook, step.Name, err))
 			e.finish(ctx, log, run)
 			return e.save(ctx, run)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 	"testing"
 )
 
@@ -35,7 +36,7 @@ func newExec(t *testing.T, books ...*Runbook) (*Executor, *memStore, *fakeNodes)
 		t.Fatal(err)
 	}
 	st, nodes := newMemStore(), newFakeNodes("n1")
-	return &Executor{Registry: reg, Store: st, Nodes: nodes, Log: slog.New(slog.DiscardHandler), Worker: "w"}, st, nodes
+	return &Executor{Registry: reg, Store: st, Deps: Deps{Nodes: nodes, Writer: nodes, Poll: time.Millisecond}, Log: slog.New(slog.DiscardHandler), Worker: "w"}, st, nodes
 }
 
 func TestExecutorResumesWithoutRepeatingSteps(t *testing.T) {

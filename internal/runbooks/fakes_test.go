@@ -44,6 +44,7 @@ type fakeNodes struct {
 	nodes  map[string]*Node
 	events []string
 	writes int
+	taints map[string]bool
 }
 
 func newFakeNodes(names ...string) *fakeNodes {
@@ -101,5 +102,40 @@ func (f *fakeNodes) Event(_ context.Context, node, typ, reason, msg string) erro
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.events = append(f.events, node+" "+typ+" "+reason)
+	return nil
+}
+
+func (f *fakeNodes) Annotate(_ context.Context, name string, ann, labels map[string]*string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n, ok := f.nodes[name]
+	if !ok {
+		return ErrNodeNotFound
+	}
+	if n.Labels == nil {
+		n.Labels = map[string]string{}
+	}
+	for src, dst := range map[*map[string]*string]map[string]string{&ann: n.Annotations, &labels: n.Labels} {
+		for k, v := range *src {
+			if v == nil {
+				delete(dst, k)
+			} else {
+				dst[k] = *v
+			}
+		}
+	}
+	f.bump(n)
+	f.writes++
+	return nil
+}
+
+func (f *fakeNodes) SetTaint(_ context.Context, name, key, value, effect string, present bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.taints == nil {
+		f.taints = map[string]bool{}
+	}
+	f.taints[name+"/"+key] = present
+	f.writes++
 	return nil
 }

@@ -13,10 +13,15 @@ const (
 	StatusRunning   Status = "running"
 	StatusSucceeded Status = "succeeded"
 	StatusFailed    Status = "failed"
+	// StatusEscalated: the run stopped and handed the node to a human
+	// (annotation, label, Warning Event); nothing more is tried.
+	StatusEscalated Status = "escalated"
 )
 
 // Final reports whether no more steps will run.
-func (s Status) Final() bool { return s == StatusSucceeded || s == StatusFailed }
+func (s Status) Final() bool {
+	return s == StatusSucceeded || s == StatusFailed || s == StatusEscalated
+}
 
 // Outcome of one step.
 type Outcome string
@@ -28,6 +33,8 @@ const (
 	OutcomeSkipped Outcome = "skipped" // nothing to do (already in the wanted state)
 	OutcomeDryRun  Outcome = "dry-run" // what would have been done, nothing changed
 	OutcomeFailed  Outcome = "failed"
+	// OutcomeEscalated: the step found something it must not fix alone.
+	OutcomeEscalated Outcome = "escalated"
 )
 
 // Entry is one line of a run's timeline.

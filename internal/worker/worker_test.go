@@ -59,7 +59,7 @@ func newPool(t *testing.T, rdb redis.UniversalClient, name string, reg *runbooks
 	return &Pool{
 		Queue: queue.New(rdb, queue.Options{Prefix: "t", ClaimAfter: 600 * time.Millisecond}), Locker: locks.New(rdb, "t"),
 		Store: st, Name: name, Count: 1, LockTTL: time.Second, Block: 50 * time.Millisecond, Log: log,
-		Executor: &runbooks.Executor{Registry: reg, Store: st, Nodes: noEvents{}, Log: log, Worker: name},
+		Executor: &runbooks.Executor{Registry: reg, Store: st, Deps: runbooks.Deps{Nodes: noEvents{}}, Log: log, Worker: name},
 	}
 }
 

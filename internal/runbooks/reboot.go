@@ -1,0 +1,303 @@
+package runbooks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Prior keys the reboot steps record (persisted with the run).
+const (
+	priorBootID       = "boot_id"
+	priorSoftSent     = "soft_reboot_sent"
+	priorSoftMethod   = "soft_reboot_method"
+	priorSoftResult   = "soft_reboot"
+	priorCycleSent    = "power_cycle_sent"
+	priorCycleType    = "power_cycle_type"
+	priorResetAt      = "last_reset_at"
+	softOK, softFails = "ok", "failed"
+)
+
+// SoftReboot asks the node to reboot gracefully, through the BMC
+// (GracefulRestart) or a node-exec pod running `systemctl reboot`. The
+// decision is saved before the request is sent, so a resumed run never
+// sends a second one.
+func SoftReboot(ctx context.Context, x *Exec) (Outcome, string, error) {
+	if t := x.Run.Prior[priorSoftSent]; t != "" {
+		return OutcomeSkipped, "soft reboot already sent at " + t + " (" + x.Run.Prior[priorSoftMethod] + "); not sent again", nil
+	}
+	if x.Status == nil {
+		return "", "", errors.New("soft-reboot: no node status reader configured")
+	}
+	method := x.param("soft_reboot")
+	if method == "auto" {
+		method = "exec"
+		if x.Power != nil && x.Power.Has(ctx, x.Run.Node) {
+			method = "bmc"
+		}
+	}
+	switch {
+	case method == "bmc" && (x.Power == nil || !x.Power.Has(ctx, x.Run.Node)):
+		return "", "", Escalate("soft_reboot=bmc but the node has no BMC configured")
+	case method == "exec" && x.Exec == nil:
+		return "", "", errors.New("soft-reboot: no node-exec runner configured")
+	}
+	if x.DryRun {
+		return OutcomeDryRun, "would reboot gracefully via " + method, nil
+	}
+	st, err := x.Status.Status(ctx, x.Run.Node)
+	if err != nil {
+		return "", "", err
+	}
+	x.Run.SetPrior(priorBootID, st.BootID)
+	x.Run.SetPrior(priorSoftMethod, method)
+	x.setPriorTime(priorSoftSent)
+	x.Run.SetPrior(priorResetAt, x.Run.Prior[priorSoftSent])
+	if err := x.Checkpoint(ctx); err != nil {
+		return "", "", fmt.Errorf("save the reboot decision before acting: %w", err)
+	}
+	detail := ""
+	if method == "bmc" {
+		typ, err := x.Power.Reset(ctx, x.Run.Node, PowerSoft)
+		if err != nil {
+			// The request may have been applied: never resend, look instead.
+			state, serr := x.Power.PowerState(ctx, x.Run.Node)
+			detail = fmt.Sprintf("BMC graceful restart request failed (%v); power state now %s; not resent, watching the node", err, stateOr(state, serr))
+		} else {
+			detail = "graceful restart sent through the BMC (ResetType " + typ + ")"
+		}
+	} else {
+		res, err := x.Exec.Exec(ctx, x.Run.Node, x.Run.ID, "reboot", []string{"systemctl", "reboot"}, false, x.duration("exec_timeout"))
+		if err != nil {
+			// The pod was not created: nothing was sent. Forget the decision.
+			delete(x.Run.Prior, priorSoftSent)
+			delete(x.Run.Prior, priorResetAt)
+			_ = x.Checkpoint(ctx)
+			return "", "", fmt.Errorf("start the reboot pod: %w", err)
+		}
+		detail = "systemctl reboot dispatched in node-exec pod " + res.Pod
+	}
+	x.Audit(ctx, "soft-reboot", detail)
+	_ = x.Nodes.Event(ctx, x.Run.Node, "Normal", "NodeHealerSoftReboot", fmt.Sprintf("node-healer run %s: %s", x.Run.ID, detail))
+	return OutcomeDone, detail, nil
+}
+
+func stateOr(s string, err error) string {
+	if err != nil {
+		return "unknown (" + err.Error() + ")"
+	}
+	return s
+}
+
+// WaitReboot waits (reboot_timeout from the request) for evidence that
+// the soft reboot took the node down: a new boot ID, Ready not True, or
+// the BMC reporting power Off. No evidence means the soft reboot failed
+// (a hung node) and the power-cycle step takes over.
+func WaitReboot(ctx context.Context, x *Exec) (Outcome, string, error) {
+	sent := x.priorTime(priorSoftSent)
+	if sent.IsZero() {
+		return OutcomeSkipped, "no soft reboot was sent", nil
+	}
+	if r := x.Run.Prior[priorSoftResult]; r != "" {
+		return OutcomeSkipped, "already decided: soft reboot " + r, nil
+	}
+	if x.DryRun {
+		return OutcomeDryRun, "would wait up to " + x.param("reboot_timeout") + " for the node to go down", nil
+	}
+	bootID := x.Run.Prior[priorBootID]
+	var why string
+	ok, err := x.poll(ctx, sent.Add(x.duration("reboot_timeout")), func() (bool, error) {
+		st, err := x.Status.Status(ctx, x.Run.Node)
+		if err != nil {
+			return false, err
+		}
+		switch {
+		case bootID != "" && st.BootID != "" && st.BootID != bootID:
+			why = "boot ID changed"
+		case st.Ready != "True":
+			why = "node went NotReady (Ready=" + orNone(st.Ready) + ")"
+		case x.Run.Prior[priorSoftMethod] == "bmc":
+			if s, err := x.Power.PowerState(ctx, x.Run.Node); err == nil && s == StateOff {
+				why = "BMC reports power Off"
+			}
+		}
+		return why != "", nil
+	})
+	if err != nil {
+		return "", "", err
+	}
+	if x.Run.Prior[priorSoftMethod] == "exec" && x.Exec != nil {
+		_ = x.Exec.Cleanup(ctx, x.Run.Node, x.Run.ID, "reboot")
+	}
+	if ok {
+		x.Run.SetPrior(priorSoftResult, softOK)
+		return OutcomeDone, fmt.Sprintf("node went down %s after the request: %s", since(x.Now(), sent), why), nil
+	}
+	x.Run.SetPrior(priorSoftResult, softFails)
+	return OutcomeDone, fmt.Sprintf("reboot failed: no sign of a reboot within %s (hung node); escalating to a power-cycle", x.param("reboot_timeout")), nil
+}
+
+// PowerCycle hard-resets the node through its BMC, unless a soft reboot
+// already worked. One reset per decision: the decision is saved first,
+// and on a BMC error the power state is read, never a second reset sent.
+func PowerCycle(ctx context.Context, x *Exec) (Outcome, string, error) {
+	if x.Run.Prior[priorSoftResult] == softOK {
+		return OutcomeSkipped, "soft reboot worked; no power-cycle", nil
+	}
+	if t := x.Run.Prior[priorCycleSent]; t != "" {
+		return OutcomeSkipped, "power-cycle already sent at " + t + "; not sent again", nil
+	}
+	if x.Power == nil || !x.Power.Has(ctx, x.Run.Node) {
+		return "", "", Escalate("the node needs a power-cycle but has no BMC configured")
+	}
+	if x.DryRun {
+		return OutcomeDryRun, "would power-cycle through the BMC", nil
+	}
+	before, err := x.Power.PowerState(ctx, x.Run.Node)
+	if err != nil {
+		return "", "", fmt.Errorf("%w: read power state before the power-cycle: %w", ErrUnavailable, err)
+	}
+	if x.Status != nil && x.Run.Prior[priorBootID] == "" {
+		if st, err := x.Status.Status(ctx, x.Run.Node); err == nil {
+			x.Run.SetPrior(priorBootID, st.BootID)
+		}
+	}
+	x.setPriorTime(priorCycleSent)
+	x.Run.SetPrior(priorResetAt, x.Run.Prior[priorCycleSent])
+	if err := x.Checkpoint(ctx); err != nil {
+		return "", "", fmt.Errorf("save the power-cycle decision before acting: %w", err)
+	}
+	typ, err := x.Power.Reset(ctx, x.Run.Node, PowerHard)
+	var detail string
+	if err != nil {
+		after, serr := x.Power.PowerState(ctx, x.Run.Node)
+		detail = fmt.Sprintf("BMC reset request failed (%v); power state %s before, %s now; not resent (one reset per decision), watching the node", err, before, stateOr(after, serr))
+	} else {
+		x.Run.SetPrior(priorCycleType, typ)
+		detail = "power-cycled through the BMC (ResetType " + typ + ", power was " + before + ")"
+	}
+	x.Audit(ctx, "power-cycle", detail)
+	_ = x.Nodes.Event(ctx, x.Run.Node, "Warning", "NodeHealerPowerCycle", fmt.Sprintf("node-healer run %s: %s", x.Run.ID, detail))
+	return OutcomeDone, detail, nil
+}
+
+// WaitReady waits (ready_timeout from the last reset) for the node to be
+// back: Ready with a fresh Lease, and — after a reset — a new boot ID or
+// a Ready transition after the reset.
+func WaitReady(ctx context.Context, x *Exec) (Outcome, string, error) {
+	if x.DryRun {
+		return OutcomeDryRun, "would wait up to " + x.param("ready_timeout") + " for the node to be Ready", nil
+	}
+	if x.Status == nil {
+		return "", "", errors.New("wait-ready: no node status reader configured")
+	}
+	from := x.priorTime(priorResetAt)
+	reset := !from.IsZero()
+	if !reset {
+		from = x.Now()
+	}
+	bootID := x.Run.Prior[priorBootID]
+	leaseAge := x.duration("lease_max_age")
+	var last *NodeStatus
+	ok, err := x.poll(ctx, from.Add(x.duration("ready_timeout")), func() (bool, error) {
+		st, err := x.Status.Status(ctx, x.Run.Node)
+		if err != nil {
+			if errors.Is(err, ErrUnavailable) {
+				return false, nil // the API server may be busy; keep waiting
+			}
+			return false, err
+		}
+		last = st
+		if !st.Responsive(x.Now(), leaseAge) {
+			return false, nil
+		}
+		if !reset {
+			return true, nil
+		}
+		return (bootID != "" && st.BootID != "" && st.BootID != bootID) || st.ReadySince.After(from), nil
+	})
+	if err != nil {
+		return "", "", err
+	}
+	if !ok {
+		state := "no status"
+		if last != nil {
+			state = fmt.Sprintf("Ready=%s, Lease renewed %s", orNone(last.Ready), age(x, last))
+		}
+		return "", "", Escalate("node not back within %s (%s)", x.param("ready_timeout"), state)
+	}
+	return OutcomeDone, fmt.Sprintf("node online: Ready with a fresh Lease %s after the %s", since(x.Now(), from), map[bool]string{true: "reset", false: "step started"}[reset]), nil
+}
+
+// VerifyHealth waits until the node has been healthy continuously for
+// healthy_for: Ready, Lease fresh, every problem condition False,
+// NetworkUnavailable not True and, if asked, the alert resolved. A node
+// that does not get there is escalated and stays cordoned.
+func VerifyHealth(ctx context.Context, x *Exec) (Outcome, string, error) {
+	if x.DryRun {
+		return OutcomeDryRun, "would check Ready, Lease, problem conditions and network for " + x.param("healthy_for"), nil
+	}
+	if x.Status == nil {
+		return "", "", errors.New("verify-health: no node status reader configured")
+	}
+	need := x.duration("healthy_for")
+	leaseAge := x.duration("lease_max_age")
+	problems := strings.Split(x.param("problem_conditions"), ",")
+	wantResolved := x.flag("require_alert_resolved") && x.Run.Fingerprint != ""
+	var healthySince time.Time
+	var reason string
+	start := x.Now()
+	ok, err := x.poll(ctx, start.Add(need+x.duration("ready_timeout")), func() (bool, error) {
+		st, err := x.Status.Status(ctx, x.Run.Node)
+		if err != nil {
+			if errors.Is(err, ErrUnavailable) {
+				healthySince, reason = time.Time{}, err.Error()
+				return false, nil
+			}
+			return false, err
+		}
+		reason = unhealthy(x, st, problems, leaseAge)
+		if reason == "" && wantResolved && x.Alerts != nil {
+			if r, _, err := x.Alerts.Resolved(ctx, x.Run.Fingerprint); err != nil || !r {
+				reason = "the triggering alert is still firing"
+			}
+		}
+		if reason != "" {
+			healthySince = time.Time{}
+			return false, nil
+		}
+		if healthySince.IsZero() {
+			healthySince = x.Now()
+		}
+		return x.Now().Sub(healthySince) >= need, nil
+	})
+	if err != nil {
+		return "", "", err
+	}
+	if !ok {
+		return "", "", Escalate("node not healthy for %s within %s: %s", need, since(x.Now(), start), reason)
+	}
+	d := fmt.Sprintf("healthy for %s: Ready, Lease fresh, no problem conditions, network available", need)
+	if wantResolved {
+		d += ", alert resolved"
+	}
+	return OutcomeDone, d, nil
+}
+
+func unhealthy(x *Exec, st *NodeStatus, problems []string, leaseAge time.Duration) string {
+	if !st.Responsive(x.Now(), leaseAge) {
+		return fmt.Sprintf("not responsive (Ready=%s, Lease renewed %s)", orNone(st.Ready), age(x, st))
+	}
+	for _, p := range problems {
+		p = strings.TrimSpace(p)
+		if v, ok := st.Conditions[p]; ok && v != "False" {
+			return "condition " + p + "=" + v
+		}
+	}
+	if st.Conditions["NetworkUnavailable"] == "True" {
+		return "NetworkUnavailable=True"
+	}
+	return ""
+}

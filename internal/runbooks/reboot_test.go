@@ -1,0 +1,268 @@
+package runbooks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+// sim is a fake machine: node status, BMC and drainer for unit tests of
+// the step logic (the real adapters are tested against kube-apiserver,
+// kwok and the Redfish simulator).
+type sim struct {
+	mu        sync.Mutex
+	ready     string
+	readyAt   time.Time
+	bootID    string
+	power     string
+	resets    []string
+	softWorks bool
+	resetErr  error
+	drainErr  error
+	drains    int
+	conds     map[string]string
+}
+
+func (s *sim) Status(_ context.Context, node string) (*NodeStatus, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	lease := time.Now()
+	if s.ready != "True" {
+		lease = time.Now().Add(-time.Hour)
+	}
+	c := map[string]string{"Ready": s.ready}
+	for k, v := range s.conds {
+		c[k] = v
+	}
+	return &NodeStatus{Name: node, Ready: s.ready, ReadySince: s.readyAt, BootID: s.bootID, LeaseRenewed: lease, Conditions: c}, nil
+}
+
+func (s *sim) Has(context.Context, string) bool { return true }
+
+func (s *sim) PowerState(context.Context, string) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.power, nil
+}
+
+// Reset reboots the fake machine in 20 ms (a soft reset only if softWorks).
+func (s *sim) Reset(_ context.Context, _ string, kind string) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.resets = append(s.resets, kind)
+	typ := map[string]string{PowerSoft: "GracefulRestart", PowerHard: "ForceRestart", PowerOff: "ForceOff", PowerOn: "On"}[kind]
+	switch kind {
+	case PowerOff:
+		s.power, s.ready = StateOff, "Unknown"
+	case PowerOn:
+		s.power = StateOn
+		s.reboot()
+	case PowerSoft:
+		if s.softWorks {
+			s.ready = "Unknown"
+			s.reboot()
+		}
+	case PowerHard:
+		s.ready = "Unknown"
+		s.reboot()
+	}
+	return typ, s.resetErr
+}
+
+func (s *sim) reboot() {
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		s.mu.Lock()
+		s.ready, s.readyAt, s.bootID = "True", time.Now(), fmt.Sprintf("boot-%d", len(s.resets))
+		s.mu.Unlock()
+	}()
+}
+
+func (s *sim) Drain(_ context.Context, _ string, spec DrainSpec) (DrainReport, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !spec.DryRun {
+		s.drains++
+	}
+	if s.drainErr != nil {
+		return DrainReport{}, s.drainErr
+	}
+	return DrainReport{Evicted: 3, Summary: "evicted 3 pods"}, nil
+}
+
+func (s *sim) resetKinds() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return fmt.Sprint(s.resets)
+}
+
+func newSimExec(t *testing.T, s *sim) (*Executor, *fakeNodes) {
+	e, _, nodes := newExec(t, Builtin()...)
+	e.Deps.Status, e.Deps.Power, e.Deps.Drain = s, s, s
+	return e, nodes
+}
+
+var fastParams = map[string]string{"reboot_timeout": "200ms", "ready_timeout": "2s", "healthy_for": "30ms"}
+
+func reboot(t *testing.T, e *Executor, dry bool, params map[string]string) *Run {
+	t.Helper()
+	r := NewRun(Request{RunID: "r1", Runbook: "reboot", Node: "n1", DryRun: dry, Params: params}, e.now())
+	if err := e.Execute(context.Background(), r, 1); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func outcomes(r *Run) string {
+	var s []string
+	for _, e := range r.Timeline {
+		s = append(s, e.Step+":"+string(e.Outcome))
+	}
+	return fmt.Sprint(s)
+}
+
+func TestRebootSoftWorks(t *testing.T) {
+	s := &sim{ready: "True", power: StateOn, bootID: "boot-0", softWorks: true}
+	e, nodes := newSimExec(t, s)
+	r := reboot(t, e, false, fastParams)
+	if r.Status != StatusSucceeded {
+		t.Fatalf("%s: %s %s", r.Status, r.Error, outcomes(r))
+	}
+	want := "[cordon:done drain:done soft-reboot:done wait-reboot:done power-cycle:skipped wait-ready:done verify-health:done uncordon:done]"
+	if outcomes(r) != want {
+		t.Fatalf("timeline %s\nwant %s", outcomes(r), want)
+	}
+	if s.resetKinds() != "[soft]" || nodes.nodes["n1"].Unschedulable {
+		t.Fatalf("resets %s unschedulable %v", s.resetKinds(), nodes.nodes["n1"].Unschedulable)
+	}
+}
+
+func TestRebootHungNodeIsPowerCycled(t *testing.T) {
+	s := &sim{ready: "True", power: StateOn, bootID: "boot-0", softWorks: false}
+	e, _ := newSimExec(t, s)
+	r := reboot(t, e, false, fastParams)
+	if r.Status != StatusSucceeded || s.resetKinds() != "[soft hard]" {
+		t.Fatalf("%s %s resets %s", r.Status, outcomes(r), s.resetKinds())
+	}
+	if d := r.Timeline[3].Detail; r.Timeline[3].Step != "wait-reboot" || !contains(d, "reboot failed") {
+		t.Errorf("wait-reboot detail %q", d)
+	}
+}
+
+func TestPowerCycleNotResentAfterCrash(t *testing.T) {
+	s := &sim{ready: "True", power: StateOn, bootID: "boot-0", resetErr: errors.New("HTTP 500")}
+	e, _ := newSimExec(t, s)
+	r := reboot(t, e, false, fastParams)
+	// The hard reset "failed" but was applied: one hard reset, node back.
+	if r.Status != StatusSucceeded || s.resetKinds() != "[soft hard]" {
+		t.Fatalf("%s %s resets %s", r.Status, outcomes(r), s.resetKinds())
+	}
+	// A worker that died after sending (state saved, step not finished)
+	// resumes at power-cycle: the decision is found, nothing is resent.
+	r.Status, r.Next = StatusRunning, 4
+	r.Timeline = r.Timeline[:4]
+	if err := e.Execute(context.Background(), r, 2); err != nil {
+		t.Fatal(err)
+	}
+	if s.resetKinds() != "[soft hard]" || r.Timeline[4].Outcome != OutcomeSkipped {
+		t.Fatalf("resumed run resent: resets %s, %s", s.resetKinds(), outcomes(r))
+	}
+}
+
+func TestDrainTimeoutEscalatesWithoutReboot(t *testing.T) {
+	s := &sim{ready: "True", power: StateOn, drainErr: fmt.Errorf("%w: pod a/b blocked by PDB a/pdb", ErrDrainTimeout)}
+	e, nodes := newSimExec(t, s)
+	r := reboot(t, e, false, fastParams)
+	if r.Status != StatusEscalated || s.resetKinds() != "[]" {
+		t.Fatalf("%s %s resets %s", r.Status, outcomes(r), s.resetKinds())
+	}
+	n := nodes.nodes["n1"]
+	if !n.Unschedulable || n.Labels[LabelNeedsAttention] != "true" || !contains(n.Annotations[AnnotationNeedsAttention], "drain did not finish") {
+		t.Fatalf("node after escalation: %+v", n)
+	}
+	if last := nodes.events[len(nodes.events)-1]; last != "n1 Warning NodeHealerEscalated" {
+		t.Errorf("events %v", nodes.events)
+	}
+	// force_after_timeout goes on to the reboot.
+	s2 := &sim{ready: "True", power: StateOn, softWorks: true, drainErr: s.drainErr}
+	e2, _ := newSimExec(t, s2)
+	p := map[string]string{"force_after_timeout": "true"}
+	for k, v := range fastParams {
+		p[k] = v
+	}
+	if r := reboot(t, e2, false, p); r.Status != StatusSucceeded || s2.resetKinds() != "[soft]" {
+		t.Fatalf("force_after_timeout: %s %s", r.Status, outcomes(r))
+	}
+}
+
+func TestRebootDryRunTouchesNothing(t *testing.T) {
+	s := &sim{ready: "True", power: StateOn}
+	e, nodes := newSimExec(t, s)
+	r := reboot(t, e, true, fastParams)
+	if r.Status != StatusSucceeded || s.resetKinds() != "[]" || s.drains != 0 || nodes.writes != 0 || len(nodes.events) != 0 {
+		t.Fatalf("dry run acted: %s resets %s drains %d writes %d", outcomes(r), s.resetKinds(), s.drains, nodes.writes)
+	}
+	for _, en := range r.Timeline {
+		if en.Outcome != OutcomeDryRun && en.Outcome != OutcomeSkipped {
+			t.Errorf("step %s outcome %s in a dry run", en.Step, en.Outcome)
+		}
+	}
+}
+
+func TestUnhealthyAfterRebootEscalates(t *testing.T) {
+	s := &sim{ready: "True", power: StateOn, softWorks: true, conds: map[string]string{"KernelDeadlock": "True"}}
+	e, nodes := newSimExec(t, s)
+	p := map[string]string{"ready_timeout": "100ms"}
+	for k, v := range fastParams {
+		if k != "ready_timeout" {
+			p[k] = v
+		}
+	}
+	r := reboot(t, e, false, p)
+	if r.Status != StatusEscalated || !contains(r.Error, "KernelDeadlock=True") || !nodes.nodes["n1"].Unschedulable {
+		t.Fatalf("%s %q %s", r.Status, r.Error, outcomes(r))
+	}
+}
+
+func TestFenceTaintsOnlyAfterPowerOff(t *testing.T) {
+	s := &sim{ready: "Unknown", power: StateOn}
+	e, nodes := newSimExec(t, s)
+	r := NewRun(Request{RunID: "f", Runbook: "fence", Node: "n1", Params: map[string]string{"evacuate_timeout": "20ms", "ready_timeout": "2s", "healthy_for": "30ms"}}, e.now())
+	if err := e.Execute(context.Background(), r, 1); err != nil {
+		t.Fatal(err)
+	}
+	if r.Status != StatusSucceeded || s.resetKinds() != "[off on]" {
+		t.Fatalf("%s %s resets %s", r.Status, outcomes(r), s.resetKinds())
+	}
+	if nodes.taints["n1/"+TaintOutOfService] {
+		t.Error("out-of-service taint left on the node")
+	}
+	// A BMC that never confirms Off: no taint.
+	s2 := &stuckPower{sim: &sim{ready: "Unknown", power: StateOn}}
+	e2, nodes2 := newSimExec(t, s2.sim)
+	e2.Deps.Power = s2
+	r2 := NewRun(Request{RunID: "f2", Runbook: "fence", Node: "n1"}, e2.now())
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_ = e2.Execute(ctx, r2, 1)
+	if _, tainted := nodes2.taints["n1/"+TaintOutOfService]; tainted {
+		t.Fatal("tainted out-of-service without a confirmed power Off")
+	}
+}
+
+// stuckPower accepts resets but the power never changes.
+type stuckPower struct{ *sim }
+
+func (p *stuckPower) Reset(context.Context, string, string) (string, error) { return "ForceOff", nil }
+
+func contains(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return true
+		}
+	}
+	return false
+}
