@@ -47,7 +47,7 @@ func TestAPIAndHealth(t *testing.T) {
 	var redisDown error
 	h := New(Options{Router: &config.Config{}, Intake: &fakeIntake{}, Runs: fakeRuns{"r1": {ID: "r1", Node: "n1", Status: runbooks.StatusSucceeded}},
 		Auth: config.Auth{AllowUnauthenticated: true}, Metrics: metrics.New(reg, map[string][]string{"cordon": {"cordon"}}), Gatherer: reg,
-		Log: slog.New(slog.DiscardHandler),
+		Log:   slog.New(slog.DiscardHandler),
 		Ready: []Check{{Name: "redis", Func: func(context.Context) error { return redisDown }}}})
 	cases := []struct {
 		path string

@@ -104,4 +104,3 @@ func uncordonOnce(ctx context.Context, x *Exec) (Outcome, string, error) {
 	_ = x.Nodes.Event(ctx, n.Name, "Normal", "NodeHealerUncordon", fmt.Sprintf("node-healer run %s (%s): %s", x.Run.ID, x.Run.Runbook, detail))
 	return OutcomeDone, detail, nil
 }
-

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"time"
 	"testing"
+	"time"
 )
 
 type counter struct {

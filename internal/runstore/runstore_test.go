@@ -56,4 +56,3 @@ func TestSaveLoadList(t *testing.T) {
 		t.Fatalf("corrupt: %v", err)
 	}
 }
-
