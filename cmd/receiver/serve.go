@@ -102,10 +102,20 @@ func runServe(ctx context.Context, o serveOptions, logw io.Writer) error {
 	store := runstore.New(rdb, prefix, time.Duration(cfg.Redis.RunTTL))
 	locker := locks.New(rdb, prefix, locks.Options{Registerer: promReg})
 	nodes := &kube.Nodes{Client: client, Instance: replica}
+	power, closePower, err := newPower(cfg, client, promReg, log)
+	if err != nil {
+		return err
+	}
+	defer closePower()
+	deps := runbooks.Deps{
+		Nodes: nodes, Status: nodes, Writer: nodes, Power: power, Alerts: q,
+		Drain: kube.RunbookDrainer{D: &kube.Drainer{Client: client, Log: log}},
+		Exec:  &kube.NodeExec{Client: client, Namespace: cfg.NodeExec.Namespace, Image: cfg.NodeExec.Image, Log: log},
+	}
 	pool := &worker.Pool{
 		Queue: q, Locker: locker, Store: store, Name: replica, Count: cfg.Workers.Count,
 		LockTTL: time.Duration(cfg.Locks.TTL), Log: log, Metrics: m,
-		Executor: &runbooks.Executor{Registry: reg, Store: store, Deps: runbooks.Deps{Nodes: nodes}, Log: log, Observer: m, Worker: replica},
+		Executor: &runbooks.Executor{Registry: reg, Store: store, Deps: deps, Log: log, Observer: m, Worker: replica},
 	}
 
 	e := handlers.New(handlers.Options{

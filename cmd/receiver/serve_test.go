@@ -38,21 +38,7 @@ type receiver struct {
 	Log   *bytes.Buffer
 }
 
-func startReceiver(t *testing.T) *receiver {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("needs redis-server, kube-apiserver and kwok (integration)")
-	}
-	dir := t.TempDir()
-	r := testenv.NewRedis(t)
-	if err := os.WriteFile(filepath.Join(dir, "token"), []byte(token+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg := fmt.Sprintf(`
-redis: {url: %q}
-webhook: {auth: {bearer_token_file: token}}
-workers: {count: 2, claim_after: 2s}
-locks: {ttl: 3s}
+const defaultRoutes = `
 routes:
   - name: deadlock
     matchers: ['alertname="NodeKernelDeadlock"']
@@ -64,7 +50,27 @@ routes:
     matchers: ['alertname="NodeRehearsal"']
     runbook: cordon
     dry_run: true
-`, r.URL(0))
+`
+
+func startReceiver(t *testing.T) *receiver {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs redis-server, kube-apiserver and kwok (integration)")
+	}
+	rec, _ := startReceiverWith(t, testenv.NewRedis(t), "", defaultRoutes, "test")
+	return rec
+}
+
+// startReceiverWith runs `serve` in process with the given extra config
+// and routes on redis r. stop ends it (as a SIGTERM would); it is also
+// called at cleanup.
+func startReceiverWith(t *testing.T, r *testenv.Redis, extra, routes, replica string) (*receiver, func()) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "token"), []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf("redis: {url: %q}\nwebhook: {auth: {bearer_token_file: token}}\nworkers: {count: 2, claim_after: 2s}\nlocks: {ttl: 3s}\n%s\n%s", r.URL(0), extra, routes)
 	cfgFile := filepath.Join(dir, "node-healer.yml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -79,15 +85,21 @@ routes:
 	lw := &syncWriter{w: rec.Log}
 	go func() {
 		done <- runServe(ctx, serveOptions{ConfigFile: cfgFile, ListenAddress: fmt.Sprintf("127.0.0.1:%d", port),
-			Kubeconfig: cluster.Kubeconfig, Replica: "test", Log: logOptions{Format: "logfmt", Level: "debug"}}, lw)
+			Kubeconfig: cluster.Kubeconfig, Replica: replica, Log: logOptions{Format: "logfmt", Level: "debug"}}, lw)
 	}()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("serve returned %v", err)
+			}
+		})
+	}
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve returned %v", err)
-		}
+		stop()
 		if t.Failed() {
-			t.Logf("receiver log:\n%s", lw.String())
+			t.Logf("receiver %s log:\n%s", replica, lw.String())
 		}
 	})
 	waitFor(t, "receiver ready", 30*time.Second, func() bool {
@@ -98,7 +110,7 @@ routes:
 		resp.Body.Close()
 		return resp.StatusCode == 200
 	})
-	return rec
+	return rec, stop
 }
 
 type syncWriter struct {

@@ -28,7 +28,23 @@ type Config struct {
 	Webhook    Webhook    `yaml:"webhook"`
 	Workers    Workers    `yaml:"workers"`
 	Locks      Locks      `yaml:"locks"`
+	BMC        BMC        `yaml:"bmc"`
+	NodeExec   NodeExec   `yaml:"node_exec"`
 	Routes     []*Route   `yaml:"routes"`
+}
+
+// BMC says where node BMCs are described (Redfish).
+type BMC struct {
+	// InventoryFile maps nodes to BMC endpoints and credential files
+	// (see internal/bmc). Empty: no BMC; power steps escalate.
+	InventoryFile string         `yaml:"inventory_file"`
+	Timeout       model.Duration `yaml:"timeout"`
+}
+
+// NodeExec configures the privileged pods that run host commands.
+type NodeExec struct {
+	Namespace string `yaml:"namespace"`
+	Image     string `yaml:"image"`
 }
 
 // Redis says where run state, the alert stream and locks live.
@@ -146,6 +162,13 @@ func (c *Config) setDefaults() {
 	}
 	d(&c.Workers.ClaimAfter, time.Minute)
 	d(&c.Locks.TTL, 30*time.Second)
+	d(&c.BMC.Timeout, 10*time.Second)
+	if c.NodeExec.Namespace == "" {
+		c.NodeExec.Namespace = "node-healer"
+	}
+	if c.NodeExec.Image == "" {
+		c.NodeExec.Image = "busybox:1.37"
+	}
 	for _, r := range c.Routes {
 		if r != nil && r.NodeLabel == "" {
 			r.NodeLabel = DefaultNodeLabel
@@ -257,6 +280,9 @@ func (c *Config) validate(known []string) error {
 	if time.Duration(c.Locks.TTL) < time.Second {
 		return fmt.Errorf("locks.ttl: must be at least 1s, got %s", c.Locks.TTL)
 	}
+	if time.Duration(c.BMC.Timeout) < 100*time.Millisecond {
+		return fmt.Errorf("bmc.timeout: must be at least 100ms, got %s", c.BMC.Timeout)
+	}
 	if len(c.Routes) == 0 {
 		return errors.New("routes: at least one route is required")
 	}
@@ -304,6 +330,14 @@ func (c *Config) readSecrets(baseDir string) error {
 	if b := c.Webhook.Auth.BasicAuth; b != nil {
 		if err := read("webhook.auth.basic_auth.password_file", b.PasswordFile, &b.password); err != nil {
 			return err
+		}
+	}
+	if f := c.BMC.InventoryFile; f != "" {
+		if !filepath.IsAbs(f) {
+			c.BMC.InventoryFile = filepath.Join(baseDir, f)
+		}
+		if _, err := os.Stat(c.BMC.InventoryFile); err != nil {
+			return fmt.Errorf("bmc.inventory_file: %w", err)
 		}
 	}
 	if t := c.Webhook.TLS; t != nil {

@@ -39,6 +39,8 @@ var rejections = map[string]string{
 	"bad.node-label.yml":         `routes[0]: node_label: "no-dashes" is not a valid label name`,
 	"bad.duration.yml":           `not a valid duration string: "soon"`,
 	"bad.empty.yml":              "config is empty",
+	"bad.bmc-timeout.yml":        "bmc.timeout: must be at least 100ms",
+	"bad.bmc-inventory.yml":      "bmc.inventory_file: stat",
 }
 
 func TestRejections(t *testing.T) {

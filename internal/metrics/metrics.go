@@ -80,12 +80,12 @@ func New(reg prometheus.Registerer, runbookSteps map[string][]string) *Metrics {
 		m.RedisErrors.WithLabelValues(op)
 	}
 	for book, steps := range runbookSteps {
-		for _, r := range []runbooks.Status{runbooks.StatusSucceeded, runbooks.StatusFailed} {
+		for _, r := range []runbooks.Status{runbooks.StatusSucceeded, runbooks.StatusFailed, runbooks.StatusEscalated} {
 			m.Runs.WithLabelValues(book, string(r))
 		}
 		for _, s := range steps {
 			m.StepDuration.WithLabelValues(book, s)
-			for _, o := range []runbooks.Outcome{runbooks.OutcomeDone, runbooks.OutcomeSkipped, runbooks.OutcomeDryRun, runbooks.OutcomeFailed} {
+			for _, o := range []runbooks.Outcome{runbooks.OutcomeDone, runbooks.OutcomeSkipped, runbooks.OutcomeDryRun, runbooks.OutcomeFailed, runbooks.OutcomeEscalated} {
 				m.Steps.WithLabelValues(book, s, string(o))
 			}
 		}

@@ -114,7 +114,7 @@ func WaitReboot(ctx context.Context, x *Exec) (Outcome, string, error) {
 			return false, err
 		}
 		switch {
-		case bootID != "" && st.BootID != "" && st.BootID != bootID:
+		case st.BootID != "" && st.BootID != bootID:
 			why = "boot ID changed"
 		case st.Ready != "True":
 			why = "node went NotReady (Ready=" + orNone(st.Ready) + ")"
@@ -216,7 +216,7 @@ func WaitReady(ctx context.Context, x *Exec) (Outcome, string, error) {
 		if !reset {
 			return true, nil
 		}
-		return (bootID != "" && st.BootID != "" && st.BootID != bootID) || st.ReadySince.After(from), nil
+		return (st.BootID != "" && st.BootID != bootID) || st.ReadySince.After(from), nil
 	})
 	if err != nil {
 		return "", "", err

@@ -146,7 +146,8 @@ func writeKwokStages(dir, kwokBin string) (string, error) {
 			}
 			buf.Write(bytes.TrimSpace(b))
 		}
-		buf.WriteString("\n")
+		buf.WriteString("\n---\n")
+		buf.WriteString(execStage)
 		data = buf.Bytes()
 		stagesMu.Lock()
 		stagesCache[version] = data

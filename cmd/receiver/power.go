@@ -1,0 +1,56 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/node-healer/node-healer/internal/bmc"
+	"github.com/node-healer/node-healer/internal/config"
+	"github.com/node-healer/node-healer/internal/runbooks"
+)
+
+// fleetPower adapts a bmc.Fleet to runbooks.Power.
+type fleetPower struct{ f *bmc.Fleet }
+
+var _ runbooks.Power = fleetPower{}
+
+func (p fleetPower) Has(ctx context.Context, node string) bool {
+	_, err := p.f.Client(ctx, node)
+	return err == nil
+}
+
+func (p fleetPower) PowerState(ctx context.Context, node string) (string, error) {
+	s, err := p.f.PowerState(ctx, node)
+	return string(s), err
+}
+
+func (p fleetPower) Reset(ctx context.Context, node, kind string) (string, error) {
+	return p.f.Reset(ctx, node, bmc.Kind(kind))
+}
+
+// newPower builds the BMC fleet from bmc.inventory_file, or nil (no BMC:
+// power steps escalate) when the config names none.
+func newPower(cfg *config.Config, client kubernetes.Interface, reg prometheus.Registerer, log *slog.Logger) (runbooks.Power, func(), error) {
+	if cfg.BMC.InventoryFile == "" {
+		return nil, func() {}, nil
+	}
+	inv, err := bmc.LoadInventory(cfg.BMC.InventoryFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("bmc.inventory_file: %w", err)
+	}
+	annotations := func(ctx context.Context, node string) (map[string]string, error) {
+		n, err := client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+		if err != nil {
+			return nil, err
+		}
+		return n.Annotations, nil
+	}
+	f := bmc.NewFleet(inv, annotations, bmc.Options{Timeout: time.Duration(cfg.BMC.Timeout), Metrics: bmc.NewMetrics(reg), Logger: log})
+	return fleetPower{f}, f.Close, nil
+}
