@@ -456,3 +456,62 @@ func (r *receiver) waitRunFor(t *testing.T, id string, d time.Duration) *runbook
 	})
 	return run
 }
+
+func TestRestartKubeletThroughNodeExecPod(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	createNodes(t, "exec-n1")
+	b := startBMC(t, bmcsim.System{ID: "exec-n1"})
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	ctx := context.Background()
+	must(t, cluster.EnsureNamespace(ctx, "node-healer"))
+	routes := `
+routes:
+  - name: kubelet
+    matchers: ['alertname="NodeFrequentKubeletRestart"']
+    runbook: restart-kubelet
+    params: {healthy_for: 1s, exec_timeout: 30s}
+`
+	rec, _ := startReceiverWith(t, testenv.NewRedis(t), "bmc: {inventory_file: "+b.Inventory+"}\nnode_exec: {namespace: node-healer, image: busybox:1.37}", routes, "exec")
+	// Watch the node-exec pod while the run goes on.
+	seen := make(chan *corev1.Pod, 1)
+	go func() {
+		deadline := time.Now().Add(60 * time.Second)
+		for time.Now().Before(deadline) {
+			pods, err := cluster.Client.CoreV1().Pods("node-healer").List(ctx, metav1.ListOptions{LabelSelector: "node-healer.io/action=restart-kubelet"})
+			if err == nil && len(pods.Items) > 0 {
+				seen <- &pods.Items[0]
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		close(seen)
+	}()
+	_, reply := rec.post(t, amPayload("NodeFrequentKubeletRestart", "exec-n1", "fp-exec"))
+	run := rec.waitRunFor(t, reply.Alerts[0].RunID, 60*time.Second)
+	if run.Status != runbooks.StatusSucceeded || stepsOutcomes(run) != "restart-kubelet:done wait-ready:done verify-health:done" {
+		t.Fatalf("run %s: %s\n%s", run.Status, run.Error, stepsOutcomes(run))
+	}
+	p := <-seen
+	if p == nil {
+		t.Fatal("no node-exec pod was seen")
+	}
+	c := p.Spec.Containers[0]
+	if p.Spec.NodeName != "exec-n1" || !p.Spec.HostPID || c.SecurityContext == nil || !*c.SecurityContext.Privileged ||
+		strings.Join(c.Command, " ") != "nsenter -t 1 -m -u -i -n -p -- systemctl restart kubelet" || c.Image != "busybox:1.37" {
+		t.Fatalf("node-exec pod spec: node %s hostPID %v command %v image %s", p.Spec.NodeName, p.Spec.HostPID, c.Command, c.Image)
+	}
+	if len(p.Spec.Tolerations) != 1 || p.Spec.Tolerations[0].Operator != corev1.TolerationOpExists {
+		t.Errorf("tolerations %v: the pod must tolerate every taint", p.Spec.Tolerations)
+	}
+	waitFor(t, "the node-exec pod to be cleaned up", 20*time.Second, func() bool {
+		pods, err := cluster.Client.CoreV1().Pods("node-healer").List(ctx, metav1.ListOptions{LabelSelector: "node-healer.io/action=restart-kubelet"})
+		return err == nil && len(pods.Items) == 0
+	})
+	if !strings.Contains(run.Timeline[0].Detail, "Succeeded") {
+		t.Errorf("outcome not recorded: %q", run.Timeline[0].Detail)
+	}
+}
