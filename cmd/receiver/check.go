@@ -34,6 +34,9 @@ func checkParams(path string, c *config.Config) error {
 			return fmt.Errorf("%s: routes[%d].params: %w", path, i, err)
 		}
 	}
+	if _, err := routeWindows(c); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
 	return nil
 }
 

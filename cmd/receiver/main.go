@@ -61,6 +61,17 @@ func cli(args []string, stdout, stderr io.Writer) int {
 	runsList.Flag("limit", "How many runs.").Default("20").IntVar(&rs.Limit)
 	runsShow.Arg("id", "Run ID.").Required().StringVar(&rs.ID)
 
+	var so2 statusOptions
+	status := app.Command("status", "Safety state: pause, breaker, reboot budget, active, held, deferred and escalated runs (reads Redis).")
+	pause := app.Command("pause", "Pause node-healer everywhere: no run starts, running ones hold before their next destructive step.")
+	resume := app.Command("resume", "Lift a pause.")
+	for _, c := range []*kingpin.CmdClause{status, pause, resume} {
+		c.Flag("config.file", "node-healer configuration file (for redis settings).").Default("node-healer.yml").StringVar(&so2.ConfigFile)
+		c.Flag("redis.url", "Redis URL, overrides the config file.").Envar("NODE_HEALER_REDIS_URL").StringVar(&so2.RedisURL)
+	}
+	status.Flag("output", "Output format: text or json.").Short('o').Default("text").EnumVar(&so2.Output, "text", "json")
+	pause.Flag("reason", "Why (shown in status, logs and Events).").Required().StringVar(&so2.Reason)
+
 	cmd, err := app.Parse(args)
 	if exited {
 		return 0
@@ -82,6 +93,12 @@ func cli(args []string, stdout, stderr io.Writer) int {
 		err = runRunsList(ctx, rs, stdout)
 	case runsShow.FullCommand():
 		err = runRunsShow(ctx, rs, stdout)
+	case status.FullCommand():
+		err = runStatus(ctx, so2, stdout)
+	case pause.FullCommand():
+		err = runPause(ctx, so2, true, stdout)
+	case resume.FullCommand():
+		err = runPause(ctx, so2, false, stdout)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "receiver: %v\n", err)

@@ -26,6 +26,7 @@ import (
 	"github.com/node-healer/node-healer/internal/queue"
 	"github.com/node-healer/node-healer/internal/runbooks"
 	"github.com/node-healer/node-healer/internal/runstore"
+	"github.com/node-healer/node-healer/internal/safety"
 	"github.com/node-healer/node-healer/internal/worker"
 )
 
@@ -112,14 +113,22 @@ func runServe(ctx context.Context, o serveOptions, logw io.Writer) error {
 		Drain: kube.RunbookDrainer{D: &kube.Drainer{Client: client, Log: log}},
 		Exec:  &kube.NodeExec{Client: client, Namespace: cfg.NodeExec.Namespace, Image: cfg.NodeExec.Image, Log: log},
 	}
+	gate, err := newGate(cfg, rdb, cacheNodes{nodeCache}, promReg, log)
+	if err != nil {
+		return err
+	}
+	if gate.Silences == nil {
+		log.Warn("no alertmanager.urls configured: Alertmanager silences do not pause runs (receiver pause still does)")
+	}
 	pool := &worker.Pool{
 		Queue: q, Locker: locker, Store: store, Name: replica, Count: cfg.Workers.Count,
-		LockTTL: time.Duration(cfg.Locks.TTL), Log: log, Metrics: m,
-		Executor: &runbooks.Executor{Registry: reg, Store: store, Deps: deps, Log: log, Observer: m, Worker: replica},
+		LockTTL: time.Duration(cfg.Locks.TTL), Log: log, Metrics: m, Gate: gate, Alerts: q,
+		Executor: &runbooks.Executor{Registry: reg, Store: store, Deps: deps, Log: log, Observer: m, Worker: replica, Gate: gate},
 	}
 
 	e := handlers.New(handlers.Options{
-		Router: cfg, Intake: intake{q}, Nodes: nodeCache, Runs: store, Auth: cfg.Webhook.Auth,
+		Router: cfg, Intake: intake{q, gate.Firing}, Nodes: nodeCache,
+		Status: func(ctx context.Context) (any, error) { return gate.Status(ctx, store) }, Runs: store, Auth: cfg.Webhook.Auth,
 		MaxBody: cfg.Webhook.MaxBodyBytes, DryRun: o.DryRun, Metrics: m, Gatherer: promReg, Log: log,
 		Ready: []handlers.Check{
 			{Name: "redis", Func: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
@@ -170,6 +179,7 @@ func runServe(ctx context.Context, o serveOptions, logw io.Writer) error {
 		if !nodeCache.WaitSynced(syncCtx) && ctx.Err() == nil {
 			log.Warn("node cache not synced after 30s: the API server is unreachable or RBAC denies listing nodes; alerts are accepted unverified and runs wait")
 		}
+		go watchSafety(ctx, gate, store, m, log)
 		if err := pool.Run(ctx); err != nil {
 			errc <- fmt.Errorf("workers: %w", err)
 			cancel()
@@ -189,15 +199,29 @@ func runServe(ctx context.Context, o serveOptions, logw io.Writer) error {
 	}
 }
 
-// intake adapts the queue to the webhook's Intake interface.
-type intake struct{ q *queue.Queue }
+// intake adapts the queue and the firing-alert record to the webhook.
+type intake struct {
+	q      *queue.Queue
+	firing *safety.Firing
+}
 
 func (i intake) Enqueue(ctx context.Context, reqs []runbooks.Request) ([]bool, error) {
 	return i.q.Enqueue(ctx, reqs)
 }
 
 func (i intake) RecordResolved(ctx context.Context, r map[string]time.Time) error {
-	return i.q.RecordResolved(ctx, r)
+	if err := i.q.RecordResolved(ctx, r); err != nil {
+		return err
+	}
+	fps := make([]string, 0, len(r))
+	for fp := range r {
+		fps = append(fps, fp)
+	}
+	return i.firing.Record(ctx, nil, fps)
+}
+
+func (i intake) RecordFiring(ctx context.Context, f map[string]string) error {
+	return i.firing.Record(ctx, f, nil)
 }
 
 func tlsConfig(t *config.TLS) (*tls.Config, error) {

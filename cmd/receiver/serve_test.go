@@ -70,6 +70,10 @@ func startReceiverWith(t *testing.T, r *testenv.Redis, extra, routes, replica st
 	if err := os.WriteFile(filepath.Join(dir, "token"), []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	if !strings.Contains(extra, "safety:") {
+		// Tests that do not test the limits: no settle time.
+		extra += "\nsafety: {settle: 10ms}"
+	}
 	cfg := fmt.Sprintf("redis: {url: %q}\nwebhook: {auth: {bearer_token_file: token}}\nworkers: {count: 2, claim_after: 2s}\nlocks: {ttl: 3s}\n%s\n%s", r.URL(0), extra, routes)
 	cfgFile := filepath.Join(dir, "node-healer.yml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {

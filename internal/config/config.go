@@ -23,14 +23,16 @@ import (
 
 // Config is the whole configuration file.
 type Config struct {
-	Redis      Redis      `yaml:"redis"`
-	Kubernetes Kubernetes `yaml:"kubernetes"`
-	Webhook    Webhook    `yaml:"webhook"`
-	Workers    Workers    `yaml:"workers"`
-	Locks      Locks      `yaml:"locks"`
-	BMC        BMC        `yaml:"bmc"`
-	NodeExec   NodeExec   `yaml:"node_exec"`
-	Routes     []*Route   `yaml:"routes"`
+	Redis        Redis        `yaml:"redis"`
+	Kubernetes   Kubernetes   `yaml:"kubernetes"`
+	Webhook      Webhook      `yaml:"webhook"`
+	Workers      Workers      `yaml:"workers"`
+	Locks        Locks        `yaml:"locks"`
+	BMC          BMC          `yaml:"bmc"`
+	Safety       Safety       `yaml:"safety"`
+	Alertmanager Alertmanager `yaml:"alertmanager"`
+	NodeExec     NodeExec     `yaml:"node_exec"`
+	Routes       []*Route     `yaml:"routes"`
 }
 
 // BMC says where node BMCs are described (Redfish).
@@ -39,6 +41,45 @@ type BMC struct {
 	// (see internal/bmc). Empty: no BMC; power steps escalate.
 	InventoryFile string         `yaml:"inventory_file"`
 	Timeout       model.Duration `yaml:"timeout"`
+}
+
+// Safety holds the cluster-wide limits (see internal/safety).
+type Safety struct {
+	MaxConcurrentRuns         int            `yaml:"max_concurrent_runs"`
+	MaxConcurrentControlPlane int            `yaml:"max_concurrent_control_plane"`
+	Reboots                   RateLimit      `yaml:"reboots"`
+	NodeRuns                  NodeRuns       `yaml:"node_runs"`
+	Breaker                   Breaker        `yaml:"breaker"`
+	Settle                    model.Duration `yaml:"settle"`
+	ExcludeLabel              string         `yaml:"exclude_label"`
+}
+
+// RateLimit is count events per period, with a burst.
+type RateLimit struct {
+	Count  int            `yaml:"count"`
+	Period model.Duration `yaml:"period"`
+	Burst  int            `yaml:"burst"`
+}
+
+// NodeRuns caps runs per node per window; past it a human is called.
+type NodeRuns struct {
+	Max    int            `yaml:"max"`
+	Window model.Duration `yaml:"window"`
+}
+
+// Breaker is the blast-radius circuit breaker.
+type Breaker struct {
+	MaxUnhealthyPercent float64        `yaml:"max_unhealthy_percent"`
+	MaxUnhealthyNodes   int            `yaml:"max_unhealthy_nodes"`
+	MinUnhealthyNodes   int            `yaml:"min_unhealthy_nodes"`
+	Hold                model.Duration `yaml:"hold"`
+}
+
+// Alertmanager is where silences are read (API v2).
+type Alertmanager struct {
+	URLs            []string       `yaml:"urls"`
+	BearerTokenFile string         `yaml:"bearer_token_file"`
+	Timeout         model.Duration `yaml:"timeout"`
 }
 
 // NodeExec configures the privileged pods that run host commands.
@@ -163,6 +204,36 @@ func (c *Config) setDefaults() {
 	d(&c.Workers.ClaimAfter, time.Minute)
 	d(&c.Locks.TTL, 30*time.Second)
 	d(&c.BMC.Timeout, 10*time.Second)
+	sf := &c.Safety
+	if sf.MaxConcurrentRuns == 0 {
+		sf.MaxConcurrentRuns = 1
+	}
+	if sf.MaxConcurrentControlPlane == 0 {
+		sf.MaxConcurrentControlPlane = 1
+	}
+	if sf.Reboots.Count == 0 {
+		sf.Reboots.Count = 1
+	}
+	d(&sf.Reboots.Period, 10*time.Minute)
+	if sf.Reboots.Burst == 0 {
+		sf.Reboots.Burst = 1
+	}
+	if sf.NodeRuns.Max == 0 {
+		sf.NodeRuns.Max = 3
+	}
+	d(&sf.NodeRuns.Window, 24*time.Hour)
+	if sf.Breaker.MaxUnhealthyPercent == 0 && sf.Breaker.MaxUnhealthyNodes == 0 {
+		sf.Breaker.MaxUnhealthyPercent = 20
+	}
+	d(&sf.Breaker.Hold, 5*time.Minute)
+	if sf.Breaker.MinUnhealthyNodes == 0 {
+		sf.Breaker.MinUnhealthyNodes = 3
+	}
+	d(&sf.Settle, 5*time.Second)
+	if sf.ExcludeLabel == "" {
+		sf.ExcludeLabel = "node-healer.io/exclude"
+	}
+	d(&c.Alertmanager.Timeout, 5*time.Second)
 	if c.NodeExec.Namespace == "" {
 		c.NodeExec.Namespace = "node-healer"
 	}
@@ -282,6 +353,24 @@ func (c *Config) validate(known []string) error {
 	}
 	if time.Duration(c.BMC.Timeout) < 100*time.Millisecond {
 		return fmt.Errorf("bmc.timeout: must be at least 100ms, got %s", c.BMC.Timeout)
+	}
+	sf := c.Safety
+	if sf.MaxConcurrentRuns < 0 || sf.MaxConcurrentControlPlane < 0 {
+		return errors.New("safety.max_concurrent_runs, max_concurrent_control_plane: must be positive")
+	}
+	if sf.Reboots.Count < 0 || sf.Reboots.Burst < 0 || time.Duration(sf.Reboots.Period) <= 0 {
+		return fmt.Errorf("safety.reboots: count and burst must be positive and period set, got %+v", sf.Reboots)
+	}
+	if sf.NodeRuns.Max < 0 {
+		return errors.New("safety.node_runs.max: must be positive")
+	}
+	if sf.Breaker.MaxUnhealthyPercent < 0 || sf.Breaker.MaxUnhealthyPercent > 100 || sf.Breaker.MaxUnhealthyNodes < 0 {
+		return fmt.Errorf("safety.breaker.max_unhealthy_percent: must be between 0 and 100, got %v", sf.Breaker.MaxUnhealthyPercent)
+	}
+	for i, u := range c.Alertmanager.URLs {
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			return fmt.Errorf("alertmanager.urls[%d]: %q is not an http(s) URL", i, u)
+		}
 	}
 	if len(c.Routes) == 0 {
 		return errors.New("routes: at least one route is required")

@@ -24,8 +24,19 @@ type Route struct {
 	StripPort bool              `yaml:"strip_port"`
 	DryRun    bool              `yaml:"dry_run"`
 	Params    map[string]string `yaml:"params"`
+	// MaintenanceWindows, when set, are the only times destructive steps
+	// may run for this route.
+	MaintenanceWindows []Window `yaml:"maintenance_windows"`
 
 	matchers labels.Matchers
+}
+
+// Window is a weekly maintenance window.
+type Window struct {
+	Days     []string `yaml:"days"`  // mon … sun; empty: every day
+	Start    string   `yaml:"start"` // HH:MM
+	End      string   `yaml:"end"`   // HH:MM; before start: wraps midnight
+	TimeZone string   `yaml:"time_zone"`
 }
 
 func (r *Route) compile(known []string) error {

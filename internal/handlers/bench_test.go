@@ -17,16 +17,23 @@ import (
 	"github.com/node-healer/node-healer/internal/metrics"
 	"github.com/node-healer/node-healer/internal/queue"
 	"github.com/node-healer/node-healer/internal/runbooks"
+	"github.com/node-healer/node-healer/internal/safety"
 	"github.com/node-healer/node-healer/internal/testenv"
 )
 
-type queueIntake struct{ q *queue.Queue }
+type queueIntake struct {
+	q *queue.Queue
+	f *safety.Firing
+}
 
 func (i queueIntake) Enqueue(ctx context.Context, r []runbooks.Request) ([]bool, error) {
 	return i.q.Enqueue(ctx, r)
 }
 func (i queueIntake) RecordResolved(ctx context.Context, r map[string]time.Time) error {
 	return i.q.RecordResolved(ctx, r)
+}
+func (i queueIntake) RecordFiring(ctx context.Context, f map[string]string) error {
+	return i.f.Record(ctx, f, nil)
 }
 
 // benchServer is the webhook on a real redis-server queue. Node lookups
@@ -45,7 +52,7 @@ func benchServer(b *testing.B) http.Handler {
 		nodes[fmt.Sprintf("n%d", i)] = true
 	}
 	reg := prometheus.NewRegistry()
-	return New(Options{Router: cfg, Intake: queueIntake{queue.New(c, queue.Options{Prefix: "bench"})}, Nodes: nodes,
+	return New(Options{Router: cfg, Intake: queueIntake{queue.New(c, queue.Options{Prefix: "bench"}), &safety.Firing{Redis: c, Prefix: "bench"}}, Nodes: nodes,
 		Auth: cfg.Webhook.Auth, MaxBody: cfg.Webhook.MaxBodyBytes, Metrics: metrics.New(reg, nil), Gatherer: reg,
 		Log: slog.New(slog.DiscardHandler)})
 }

@@ -27,6 +27,9 @@ type Intake interface {
 	Enqueue(ctx context.Context, reqs []runbooks.Request) (added []bool, err error)
 	// RecordResolved remembers resolved alerts: fingerprint → endsAt.
 	RecordResolved(ctx context.Context, resolved map[string]time.Time) error
+	// RecordFiring remembers routed firing alerts (fingerprint → node) for
+	// the blast-radius breaker.
+	RecordFiring(ctx context.Context, firing map[string]string) error
 }
 
 // NodeChecker tells whether a node exists in the cluster.
@@ -48,14 +51,16 @@ type Check struct {
 
 // Options wires the server.
 type Options struct {
-	Router   Router
-	Intake   Intake
-	Nodes    NodeChecker // nil: don't check node existence
-	Runs     Runs
-	Auth     config.Auth
-	MaxBody  int64
-	DryRun   bool // global --dry-run: every accepted alert becomes a dry run
-	Ready    []Check
+	Router  Router
+	Intake  Intake
+	Nodes   NodeChecker // nil: don't check node existence
+	Runs    Runs
+	Auth    config.Auth
+	MaxBody int64
+	DryRun  bool // global --dry-run: every accepted alert becomes a dry run
+	Ready   []Check
+	// Status reports safety state for GET /api/v1/status (nil: 404).
+	Status   func(ctx context.Context) (any, error)
 	Metrics  *metrics.Metrics
 	Gatherer prometheus.Gatherer
 	Log      *slog.Logger
@@ -81,6 +86,15 @@ func New(o Options) *echo.Echo {
 	api := &runsAPI{runs: o.Runs}
 	e.GET("/api/v1/runs", api.list)
 	e.GET("/api/v1/runs/:id", api.get)
+	if o.Status != nil {
+		e.GET("/api/v1/status", func(c echo.Context) error {
+			st, err := o.Status(c.Request().Context())
+			if err != nil {
+				return echo.NewHTTPError(http.StatusServiceUnavailable, "cannot read status: "+err.Error())
+			}
+			return c.JSON(http.StatusOK, st)
+		})
+	}
 	return e
 }
 

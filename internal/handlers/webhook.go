@@ -61,6 +61,7 @@ func (w *webhookHandler) handle(c echo.Context) error {
 	var reqs []runbooks.Request
 	var reqIdx []int
 	var resolved map[string]time.Time
+	var firing map[string]string
 	for i, a := range msg.Alerts {
 		res := &results[i]
 		res.Fingerprint = a.Fingerprint
@@ -90,6 +91,10 @@ func (w *webhookHandler) handle(c echo.Context) error {
 			continue
 		}
 		res.Node = node
+		if firing == nil {
+			firing = map[string]string{}
+		}
+		firing[a.Fingerprint] = node
 		if w.o.Nodes != nil {
 			exists, err := w.o.Nodes.NodeExists(ctx, node)
 			if err != nil {
@@ -110,6 +115,9 @@ func (w *webhookHandler) handle(c echo.Context) error {
 		reqIdx = append(reqIdx, i)
 	}
 	if err := w.o.Intake.RecordResolved(ctx, resolved); err != nil {
+		return w.unavailable(err)
+	}
+	if err := w.o.Intake.RecordFiring(ctx, firing); err != nil {
 		return w.unavailable(err)
 	}
 	if len(reqs) > 0 {

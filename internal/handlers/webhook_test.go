@@ -74,6 +74,15 @@ func (f *fakeIntake) RecordResolved(_ context.Context, resolved map[string]time.
 	return nil
 }
 
+func (f *fakeIntake) RecordFiring(_ context.Context, firing map[string]string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(firing) > 0 && f.err != nil {
+		return f.err
+	}
+	return nil
+}
+
 type fakeNodes map[string]bool
 
 func (f fakeNodes) NodeExists(_ context.Context, n string) (bool, error) { return f[n], nil }

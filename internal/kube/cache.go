@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
@@ -59,3 +60,6 @@ func (c *NodeCache) Count() int {
 
 // Synced reports whether the cache has been filled once.
 func (c *NodeCache) Synced() bool { return c.synced() }
+
+// List returns every cached node.
+func (c *NodeCache) List() ([]*corev1.Node, error) { return c.lister.List(labels.Everything()) }

@@ -53,4 +53,30 @@
 // ones used plain SETNX; newer ones compare a token prefix). Owning the few
 // dozen lines of Lua and Go makes all three explicit and tested against a real
 // redis-server in this package.
+//
+// # Cluster caps: rate limits, slots, windows
+//
+// Three more primitives enforce the safety model's cluster-wide caps. Each is
+// one Lua script per call that reads the clock with Redis TIME, so replicas
+// with skewed clocks agree, and each uses keys P:<kind>:{K}:
+//
+//   - RateLimiter (P:rate:{K}, a string): GCRA. The key holds the theoretical
+//     arrival time (TAT, µs); with emission interval T = Period/Rate (rounded
+//     up) an event is admitted when TAT − now ≤ (Burst−1)·T, which moves TAT to
+//     max(TAT, now) + T. The key expires when TAT passes. Peek runs the same
+//     script without writing. A re-sent Allow (lost reply) may consume twice:
+//     the error is towards refusing. Used for reboots/power-cycles per period.
+//   - Slots (P:slots:{pool}, a sorted set holder → expiry in ms): a concurrency
+//     cap. Every write first drops expired holders, so a crashed holder's slot
+//     frees after its TTL without anyone releasing it; Acquire is re-entrant
+//     (a retry or a resumed run refreshes its own slot). The key's own expiry
+//     follows its latest holder, so an abandoned pool disappears.
+//   - Window (P:window:{K}, a sorted set id → record time in ms): runs per key
+//     over a sliding window, idempotent on the run id. Use one window length
+//     per key: Record drops events older than the window it is given.
+//
+// Metrics: node_healer_rate_limit_total{result=allowed|limited|error} and
+// node_healer_slots_total{result=acquired|full|error}, all series at zero.
+// Unlike the lock metrics, several RateLimiters and Slots may share one
+// Registerer: a second registration reuses the counters already there.
 package locks

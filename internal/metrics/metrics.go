@@ -37,7 +37,18 @@ type Metrics struct {
 	Steps           *prometheus.CounterVec
 	RedisErrors     *prometheus.CounterVec
 	BadEntries      prometheus.Counter
+	Holds           *prometheus.CounterVec
+	Deferrals       *prometheus.CounterVec
+	BreakerOpen     prometheus.Gauge
+	UnhealthyNodes  prometheus.Gauge
+	RebootBudget    prometheus.Gauge
+	Paused          prometheus.Gauge
+	RunsWaiting     *prometheus.GaugeVec
 }
+
+// HoldKinds are the bounded reasons a run is deferred or held.
+var HoldKinds = []string{"paused", "silenced", "alertmanager_unreachable", "excluded", "breaker", "concurrency",
+	"control_plane", "quorum", "rate", "window", "settle", "node_cap", "gate_error"}
 
 // New registers the metrics on reg. runbookSteps maps each runbook to its
 // step names, so every (runbook, step) series starts at zero.
@@ -67,9 +78,30 @@ func New(reg prometheus.Registerer, runbookSteps map[string][]string) *Metrics {
 			Name: "node_healer_redis_errors_total", Help: "Redis operations that failed, by operation."}, []string{"op"}),
 		BadEntries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "node_healer_stream_bad_entries_total", Help: "Stream entries that could not be decoded (dropped and logged)."}),
+		Holds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "node_healer_holds_total", Help: "Runs held before a destructive step, by reason."}, []string{"reason"}),
+		Deferrals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "node_healer_deferrals_total", Help: "Runs deferred before they started, by reason."}, []string{"reason"}),
+		BreakerOpen: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "node_healer_breaker_open", Help: "1 while the blast-radius breaker is open (no new runs start)."}),
+		UnhealthyNodes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "node_healer_unhealthy_nodes", Help: "Nodes NotReady, with a firing node-healer alert, or under remediation, as the breaker last counted."}),
+		RebootBudget: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "node_healer_reboot_budget_remaining", Help: "Reboots/power-cycles the cluster-wide rate limit allows right now."}),
+		Paused: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "node_healer_paused", Help: "1 while node-healer is paused (receiver pause)."}),
+		RunsWaiting: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "node_healer_runs_waiting", Help: "Runs deferred (not started) or held (before a destructive step)."}, []string{"state"}),
 	}
 	reg.MustRegister(m.WebhookRequests, m.WebhookDuration, m.Alerts, m.StreamLag, m.StreamPending, m.Runs,
-		m.RunsActive, m.StepDuration, m.Steps, m.RedisErrors, m.BadEntries)
+		m.RunsActive, m.StepDuration, m.Steps, m.RedisErrors, m.BadEntries, m.Holds, m.Deferrals,
+		m.BreakerOpen, m.UnhealthyNodes, m.RebootBudget, m.Paused, m.RunsWaiting)
+	m.RunsWaiting.WithLabelValues("deferred")
+	m.RunsWaiting.WithLabelValues("held")
+	for _, k := range HoldKinds {
+		m.Holds.WithLabelValues(k)
+		m.Deferrals.WithLabelValues(k)
+	}
 	for _, c := range []string{"200", "400", "401", "413", "415", "503"} {
 		m.WebhookRequests.WithLabelValues(c)
 	}
@@ -80,7 +112,7 @@ func New(reg prometheus.Registerer, runbookSteps map[string][]string) *Metrics {
 		m.RedisErrors.WithLabelValues(op)
 	}
 	for book, steps := range runbookSteps {
-		for _, r := range []runbooks.Status{runbooks.StatusSucceeded, runbooks.StatusFailed, runbooks.StatusEscalated} {
+		for _, r := range []runbooks.Status{runbooks.StatusSucceeded, runbooks.StatusFailed, runbooks.StatusEscalated, runbooks.StatusCancelled} {
 			m.Runs.WithLabelValues(book, string(r))
 		}
 		for _, s := range steps {
@@ -114,4 +146,9 @@ func StepsOf(reg *runbooks.Registry) map[string][]string {
 		}
 	}
 	return out
+}
+
+// Held implements runbooks.Observer.
+func (m *Metrics) Held(book, kind string) {
+	m.Holds.WithLabelValues(kind).Inc()
 }

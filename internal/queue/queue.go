@@ -30,6 +30,7 @@ type Delivery struct {
 	ID      string // stream entry ID
 	Job     Job
 	Claimed bool // taken over from another consumer
+	Retries int  // in-place retries after a short deferral
 }
 
 // Queue is the stream and its consumer group.

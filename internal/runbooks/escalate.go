@@ -52,3 +52,10 @@ func (e *Executor) escalate(ctx context.Context, log *slog.Logger, run *Run, ste
 	}
 	e.finish(ctx, log, run)
 }
+
+// EscalateRun hands a run to a human outside of a step (e.g. the safety
+// gate refused it for good) and saves it.
+func (e *Executor) EscalateRun(ctx context.Context, run *Run, step, reason string) error {
+	e.escalate(ctx, e.Log.With("run", run.ID, "runbook", run.Runbook, "node", run.Node), run, step, reason)
+	return e.save(ctx, run)
+}

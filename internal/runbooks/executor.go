@@ -12,6 +12,7 @@ import (
 type Observer interface {
 	StepDone(runbook, step string, outcome Outcome, d time.Duration)
 	RunDone(runbook string, status Status)
+	Held(runbook, kind string)
 }
 
 // Executor runs runbooks step by step, saving state after each step.
@@ -21,6 +22,7 @@ type Executor struct {
 	Deps     Deps
 	Log      *slog.Logger
 	Observer Observer // optional
+	Gate     Gate     // optional: cluster-wide safety before destructive steps
 	Worker   string   // this worker's name, recorded in the timeline
 	Now      func() time.Time
 }
@@ -99,6 +101,14 @@ func (e *Executor) Execute(ctx context.Context, run *Run, fence int64) error {
 			return leaseErr(ctx)
 		}
 		step := book.Steps[run.Next]
+		if err := e.waitGate(ctx, run, step); err != nil {
+			var esc *EscalationError
+			if errors.As(err, &esc) {
+				e.escalate(ctx, log, run, step.Name, esc.Reason)
+				return e.save(ctx, run)
+			}
+			return err
+		}
 		start := e.now()
 		run.Timeline = append(run.Timeline, Entry{Step: step.Name, Start: start, Outcome: OutcomeStarted, Worker: e.Worker, Fence: fence})
 		if err := e.save(ctx, run); err != nil {

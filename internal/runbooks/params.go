@@ -32,6 +32,7 @@ var Params = []Param{
 	{"require_alert_resolved", "false", "also wait for the triggering alert to resolve before uncordon"},
 	{"exec_timeout", "5m", "how long a node-exec action may run"},
 	{"evacuate_timeout", "5m", "fence: how long to wait for pods to leave the out-of-service node"},
+	{"hold_timeout", "1h", "how long a run may be held before a destructive step (silence, pause, rate limit, window) before it escalates"},
 }
 
 func paramDefault(name string) string {

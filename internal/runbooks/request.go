@@ -30,6 +30,9 @@ func RunID(fingerprint string, startsAt time.Time) string {
 
 // NewRun turns a request into a pending run.
 func NewRun(q Request, now time.Time) *Run {
+	if !q.Enqueued.IsZero() {
+		now = q.Enqueued // the run exists from the moment its alert was accepted
+	}
 	return &Run{ID: q.RunID, Runbook: q.Runbook, Route: q.Route, Node: q.Node, Fingerprint: q.Fingerprint,
 		AlertStart: q.StartsAt, Labels: q.Labels, Params: q.Params, DryRun: q.DryRun,
 		Status: StatusPending, Created: now, Updated: now}

@@ -16,11 +16,19 @@ const (
 	// StatusEscalated: the run stopped and handed the node to a human
 	// (annotation, label, Warning Event); nothing more is tried.
 	StatusEscalated Status = "escalated"
+	// StatusDeferred: not started yet; a safety limit refused it for now
+	// (Hold says why and until when). It stays queued.
+	StatusDeferred Status = "deferred"
+	// StatusHeld: started, waiting before a destructive step.
+	StatusHeld Status = "held"
+	// StatusCancelled: the alert resolved before the run started or
+	// before its next destructive step; nothing more was done.
+	StatusCancelled Status = "cancelled"
 )
 
 // Final reports whether no more steps will run.
 func (s Status) Final() bool {
-	return s == StatusSucceeded || s == StatusFailed || s == StatusEscalated
+	return s == StatusSucceeded || s == StatusFailed || s == StatusEscalated || s == StatusCancelled
 }
 
 // Outcome of one step.
@@ -66,7 +74,9 @@ type Run struct {
 	Prior    map[string]string `json:"prior,omitempty"`    // the node's state before the run, as steps recorded it
 	Timeline []Entry           `json:"timeline,omitempty"` // one entry per step attempt
 	Error    string            `json:"error,omitempty"`
-	Attempts int               `json:"attempts"` // how many times a worker picked the run up
+	Attempts int               `json:"attempts"`           // how many times a worker picked the run up
+	Hold     *Hold             `json:"hold,omitempty"`     // why it waits, while deferred or held
+	Admitted bool              `json:"admitted,omitempty"` // the safety gate let it start
 
 	Created time.Time `json:"created"`
 	Updated time.Time `json:"updated"`

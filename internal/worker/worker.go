@@ -34,6 +34,11 @@ type Pool struct {
 	Block    time.Duration // how long one read waits for new entries (default 2s)
 	Log      *slog.Logger
 	Metrics  *metrics.Metrics // optional
+	// Gate, if set, admits runs before they start (cluster caps, breaker,
+	// pause, silences); a refused run is deferred, not dropped.
+	Gate runbooks.Gate
+	// Alerts tells whether a deferred run's alert resolved meanwhile.
+	Alerts runbooks.AlertState
 }
 
 // Run starts Count workers and returns when ctx is cancelled and every
@@ -93,7 +98,9 @@ func (p *Pool) loop(ctx context.Context, consumer string) {
 // handle runs one delivery. It acknowledges only when the run is final.
 func (p *Pool) handle(ctx context.Context, log *slog.Logger, consumer string, d queue.Delivery) {
 	job := d.Job
-	log = log.With("run", job.RunID, "node", job.Node, "runbook", job.Runbook)
+	if d.Retries == 0 {
+		log = log.With("run", job.RunID, "node", job.Node, "runbook", job.Runbook)
+	}
 	run, err := p.Store.Load(ctx, job.RunID)
 	switch {
 	case errors.Is(err, runbooks.ErrRunNotFound):
@@ -118,12 +125,30 @@ func (p *Pool) handle(ctx context.Context, log *slog.Logger, consumer string, d 
 		log.Error("cannot take the node lock; leaving the run queued", "err", err)
 		return
 	}
-	if d.Claimed {
+	if d.Claimed && run.Admitted {
 		log.Info("claimed a run another worker left unfinished", "next_step", run.Next, "fence", lease.Fence())
+	}
+	if p.Gate != nil {
+		admitted, retryAt := p.admit(ctx, log, run)
+		if !admitted {
+			p.releaseLease(ctx, log, lease)
+			if run.Status.Final() {
+				p.ack(ctx, log, d.ID)
+				return
+			}
+			// A short deferral (settle time) is waited out here; a longer one
+			// goes back to the stream and is claimed again later.
+			if wait := time.Until(retryAt); !retryAt.IsZero() && wait <= softRetry && d.Retries < 5 {
+				sleep(ctx, max(wait, 10*time.Millisecond))
+				d.Retries++
+				p.handle(ctx, log, consumer, d)
+			}
+			return
+		}
 	}
 	kept, stop := lease.Keep(ctx)
 	touchDone := make(chan struct{})
-	go p.touch(kept, consumer, d.ID, touchDone)
+	go p.touch(kept, consumer, d.ID, run, touchDone)
 	if p.Metrics != nil {
 		p.Metrics.RunsActive.Inc()
 	}
@@ -135,9 +160,10 @@ func (p *Pool) handle(ctx context.Context, log *slog.Logger, consumer string, d 
 	<-touchDone
 	relCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if rerr := lease.Release(relCtx); rerr != nil && !errors.Is(rerr, locks.ErrLeaseLost) {
-		log.Warn("could not release the node lock; it expires by itself", "err", rerr, "ttl", p.LockTTL)
+	if p.Gate != nil {
+		p.Gate.Done(relCtx, run)
 	}
+	p.releaseLease(relCtx, log, lease)
 	if err != nil {
 		log.Warn("run stopped before finishing; it stays queued and will be resumed", "err", err, "next_step", run.Next)
 		return
@@ -145,8 +171,92 @@ func (p *Pool) handle(ctx context.Context, log *slog.Logger, consumer string, d 
 	p.ack(relCtx, log, d.ID)
 }
 
+func (p *Pool) releaseLease(ctx context.Context, log *slog.Logger, lease *locks.Lease) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if rerr := lease.Release(ctx); rerr != nil && !errors.Is(rerr, locks.ErrLeaseLost) {
+		log.Warn("could not release the node lock; it expires by itself", "err", rerr, "ttl", p.LockTTL)
+	}
+}
+
+// admit asks the gate whether the run may start (or go on, after a
+// crash: reservations are re-taken). A refusal defers the run with its
+// reason and next-eligible time; a deferred run whose alert resolved in
+// the meantime is cancelled.
+func (p *Pool) admit(ctx context.Context, log *slog.Logger, run *runbooks.Run) (bool, time.Time) {
+	if !run.Admitted && run.Status == runbooks.StatusDeferred && p.Alerts != nil && run.Fingerprint != "" {
+		if resolved, at, err := p.Alerts.Resolved(ctx, run.Fingerprint); err == nil && resolved && !at.Before(run.AlertStart) {
+			run.Status, run.Error = runbooks.StatusCancelled, "the alert resolved while the run was deferred ("+run.Hold.Reason+")"
+			run.Hold = nil
+			log.Info("deferred run cancelled: its alert resolved")
+			if p.Metrics != nil {
+				p.Metrics.Runs.WithLabelValues(run.Runbook, string(run.Status)).Inc()
+			}
+			p.saveRun(ctx, log, run)
+			return false, time.Time{}
+		}
+	}
+	d, err := p.Gate.Admit(ctx, run)
+	if err != nil {
+		d = runbooks.Decision{Kind: "gate_error", Reason: "a safety check could not be made: " + err.Error()}
+	}
+	if d.Allow {
+		if !run.Admitted || run.Status == runbooks.StatusDeferred {
+			run.Admitted, run.Hold = true, nil
+			if run.Status == runbooks.StatusDeferred {
+				run.Status = runbooks.StatusPending
+			}
+			p.saveRun(ctx, log, run)
+		}
+		return true, time.Time{}
+	}
+	if d.Escalate {
+		if err := p.Executor.EscalateRun(ctx, run, "admit", d.Reason); err != nil {
+			log.Error("could not record the escalation", "err", err)
+		}
+		return false, time.Time{}
+	}
+	changed := run.Hold == nil || run.Hold.Kind != d.Kind || run.Status != runbooks.StatusDeferred
+	now := time.Now()
+	if changed {
+		run.Hold = &runbooks.Hold{Kind: d.Kind, Reason: d.Reason, Since: now}
+	}
+	run.Hold.RetryAt = d.RetryAt
+	if run.Admitted {
+		// A run that had started keeps its status; only its reservation waits.
+		run.Hold.Step = "resume"
+	} else {
+		run.Status = runbooks.StatusDeferred
+	}
+	if changed {
+		log.Warn("run deferred by a safety limit; it stays queued", "kind", d.Kind, "reason", d.Reason, "retry_at", d.RetryAt)
+		if p.Metrics != nil {
+			p.Metrics.Deferrals.WithLabelValues(d.Kind).Inc()
+		}
+		if ev := p.Executor.Deps.Nodes; ev != nil && !run.DryRun && d.Kind != "settle" {
+			_ = ev.Event(ctx, run.Node, "Warning", "NodeHealerDeferred", "node-healer run "+run.ID+" ("+run.Runbook+") deferred: "+d.Reason)
+		}
+	}
+	p.saveRun(ctx, log, run)
+	return false, d.RetryAt
+}
+
+// softRetry: deferrals shorter than this are waited out by the worker.
+const softRetry = 10 * time.Second
+
+func (p *Pool) saveRun(ctx context.Context, log *slog.Logger, run *runbooks.Run) {
+	run.Updated = time.Now()
+	if run.Created.IsZero() {
+		run.Created = run.Updated
+	}
+	if err := p.Store.Save(ctx, run); err != nil {
+		p.redisError("save", err)
+		log.Error("cannot save the run", "err", err)
+	}
+}
+
 // touch keeps the stream entry from being claimed while the run goes on.
-func (p *Pool) touch(ctx context.Context, consumer, id string, done chan<- struct{}) {
+func (p *Pool) touch(ctx context.Context, consumer, id string, run *runbooks.Run, done chan<- struct{}) {
 	defer close(done)
 	t := time.NewTicker(max(p.Queue.ClaimAfter()/3, 100*time.Millisecond))
 	defer t.Stop()
@@ -157,6 +267,11 @@ func (p *Pool) touch(ctx context.Context, consumer, id string, done chan<- struc
 		case <-t.C:
 			if err := p.Queue.Touch(ctx, consumer, id); err != nil && ctx.Err() == nil {
 				p.redisError("read", err)
+			}
+			if p.Gate != nil {
+				if err := p.Gate.Refresh(ctx, run); err != nil && ctx.Err() == nil {
+					p.Log.Warn("could not refresh the run's concurrency slot", "run", run.ID, "err", err)
+				}
 			}
 		}
 	}

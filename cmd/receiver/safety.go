@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/node-healer/node-healer/internal/config"
+	"github.com/node-healer/node-healer/internal/kube"
+	"github.com/node-healer/node-healer/internal/locks"
+	"github.com/node-healer/node-healer/internal/metrics"
+	"github.com/node-healer/node-healer/internal/runbooks"
+	"github.com/node-healer/node-healer/internal/safety"
+)
+
+// LabelControlPlane marks control-plane nodes.
+const LabelControlPlane = "node-role.kubernetes.io/control-plane"
+
+// cacheNodes adapts the informer cache to safety.NodeLister.
+type cacheNodes struct{ c *kube.NodeCache }
+
+func (n cacheNodes) ListNodes() ([]safety.NodeInfo, error) {
+	if !n.c.Synced() {
+		return nil, kube.ErrNotSynced
+	}
+	nodes, err := n.c.List()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]safety.NodeInfo, 0, len(nodes))
+	for _, nd := range nodes {
+		ready := false
+		for _, c := range nd.Status.Conditions {
+			if c.Type == corev1.NodeReady {
+				ready = c.Status == corev1.ConditionTrue
+			}
+		}
+		_, cp := nd.Labels[LabelControlPlane]
+		out = append(out, safety.NodeInfo{Name: nd.Name, Ready: ready, ControlPlane: cp, Labels: nd.Labels})
+	}
+	return out, nil
+}
+
+// newGate builds the safety gate from the config. Without a node lister
+// (CLI status) the gate still reports state from Redis.
+func newGate(cfg *config.Config, rdb redis.UniversalClient, nodes safety.NodeLister, reg prometheus.Registerer, log *slog.Logger) (*safety.Gate, error) {
+	sf := cfg.Safety
+	p := cfg.Redis.KeyPrefix
+	lo := locks.Options{Registerer: reg}
+	g := &safety.Gate{
+		L: safety.Limits{
+			MaxRuns: sf.MaxConcurrentRuns, MaxControlPlaneRuns: sf.MaxConcurrentControlPlane,
+			Reboots:  locks.Limit{Rate: sf.Reboots.Count, Period: time.Duration(sf.Reboots.Period), Burst: sf.Reboots.Burst},
+			NodeRuns: sf.NodeRuns.Max, NodeWindow: time.Duration(sf.NodeRuns.Window),
+			BreakerPercent: sf.Breaker.MaxUnhealthyPercent, BreakerNodes: sf.Breaker.MaxUnhealthyNodes, BreakerMinNodes: sf.Breaker.MinUnhealthyNodes, BreakerHold: time.Duration(sf.Breaker.Hold),
+			Settle: time.Duration(sf.Settle), SlotTTL: 3 * time.Duration(cfg.Workers.ClaimAfter), ExcludeLabel: sf.ExcludeLabel,
+		},
+		Redis: rdb, Prefix: p, Nodes: nodes, Log: log,
+		Slots: locks.NewSlots(rdb, p, lo), Rate: locks.NewRateLimiter(rdb, p, lo), Window: locks.NewWindow(rdb, p),
+		Firing: &safety.Firing{Redis: rdb, Prefix: p},
+	}
+	windows, err := routeWindows(cfg)
+	if err != nil {
+		return nil, err
+	}
+	g.Windows = func(route string) []safety.MaintenanceWindow { return windows[route] }
+	if len(cfg.Alertmanager.URLs) > 0 {
+		s, err := safety.NewSilences(safety.SilencesConfig{URLs: cfg.Alertmanager.URLs, BearerTokenFile: cfg.Alertmanager.BearerTokenFile,
+			Timeout: time.Duration(cfg.Alertmanager.Timeout), Logger: log, Registerer: reg})
+		if err != nil {
+			return nil, fmt.Errorf("alertmanager: %w", err)
+		}
+		g.Silences = s
+	}
+	return g, nil
+}
+
+func routeWindows(cfg *config.Config) (map[string][]safety.MaintenanceWindow, error) {
+	out := map[string][]safety.MaintenanceWindow{}
+	for i, r := range cfg.Routes {
+		for j, w := range r.MaintenanceWindows {
+			mw, err := safety.ParseWindow(w.Days, w.Start, w.End, w.TimeZone)
+			if err != nil {
+				return nil, fmt.Errorf("routes[%d].maintenance_windows[%d]: %w", i, j, err)
+			}
+			out[r.Name] = append(out[r.Name], mw)
+		}
+	}
+	return out, nil
+}
+
+// watchSafety evaluates the breaker every few seconds, publishes the
+// safety gauges and says loudly when the breaker or the pause changes.
+func watchSafety(ctx context.Context, g *safety.Gate, runs safety.RunLister, m *metrics.Metrics, log *slog.Logger) {
+	t := time.NewTicker(3 * time.Second)
+	defer t.Stop()
+	wasOpen, wasPaused := false, false
+	for {
+		if nodes, err := g.Nodes.ListNodes(); err == nil {
+			if st, err := g.Breaker().Evaluate(ctx, nodes); err == nil {
+				m.UnhealthyNodes.Set(float64(st.Unhealthy))
+				m.BreakerOpen.Set(b2f(st.Open))
+				if st.Open != wasOpen {
+					if st.Open {
+						log.Error("BLAST-RADIUS BREAKER OPEN: no new runs start", "unhealthy", st.Unhealthy, "total", st.Total, "threshold", st.Threshold)
+					} else {
+						log.Warn("blast-radius breaker closed: runs may start again", "unhealthy", st.Unhealthy, "total", st.Total)
+					}
+					wasOpen = st.Open
+				}
+			}
+		}
+		if st, err := g.Status(ctx, runs); err == nil {
+			m.RebootBudget.Set(float64(st.Reboots.Remaining))
+			m.Paused.Set(b2f(st.Paused != nil))
+			m.RunsWaiting.WithLabelValues("deferred").Set(float64(len(st.Deferred)))
+			m.RunsWaiting.WithLabelValues("held").Set(float64(len(st.Held)))
+			if (st.Paused != nil) != wasPaused {
+				wasPaused = st.Paused != nil
+				if wasPaused {
+					log.Warn("node-healer PAUSED: no run starts, running ones hold before destructive steps", "by", st.Paused.By, "reason", st.Paused.Reason)
+				} else {
+					log.Warn("node-healer resumed")
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+var _ runbooks.Gate = (*safety.Gate)(nil)

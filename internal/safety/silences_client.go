@@ -1,0 +1,317 @@
+package safety
+
+// Reading silences from Alertmanager's API v2.
+//
+// Plain net/http and a five-field JSON struct rather than the generated
+// client (github.com/prometheus/alertmanager/api/v2/client): that client
+// pulls go-openapi runtime, strfmt, validate, errors, loads, spec and
+// analysis into go.mod for one GET, and its `filter` parameter would not
+// help anyway: Alertmanager's silence filter selects silences that contain
+// the given matchers, not silences that match a label set. So the whole
+// list is fetched (one request per Alertmanager per cache TTL, shared by
+// every check) and matched here with Alertmanager's own pkg/labels.
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// maxSilencesBody bounds one /api/v2/silences answer.
+const maxSilencesBody = 64 << 20
+
+// apiSilence is the part of a GettableSilence that matters here.
+type apiSilence struct {
+	ID     string `json:"id"`
+	Status struct {
+		State string `json:"state"`
+	} `json:"status"`
+	Matchers  []apiMatcher `json:"matchers"`
+	EndsAt    time.Time    `json:"endsAt"`
+	CreatedBy string       `json:"createdBy"`
+	Comment   string       `json:"comment"`
+}
+
+type apiMatcher struct {
+	Name    string `json:"name"`
+	Value   string `json:"value"`
+	IsRegex bool   `json:"isRegex"`
+	IsEqual *bool  `json:"isEqual"`
+}
+
+// Request results, the `result` label of node_healer_alertmanager_requests_total.
+const (
+	amResultSuccess = "success"
+	amResultError   = "error"
+)
+
+// amClient sends the requests: HTTP client, auth, timeout, metrics.
+type amClient struct {
+	http         *http.Client
+	timeout      time.Duration
+	tokenFile    string
+	user, pwFile string
+	ok, failed   prometheus.Counter
+}
+
+func newAMClient(cfg SilencesConfig) (*amClient, error) {
+	if cfg.BearerTokenFile != "" && (cfg.BasicAuthUsername != "" || cfg.BasicAuthPasswordFile != "") {
+		return nil, errors.New("silences: bearer token and basic auth are exclusive")
+	}
+	if cfg.BasicAuthPasswordFile != "" && cfg.BasicAuthUsername == "" {
+		return nil, errors.New("silences: basic auth password file without a username")
+	}
+	for _, f := range []string{cfg.BearerTokenFile, cfg.BasicAuthPasswordFile} {
+		if f == "" {
+			continue
+		}
+		if _, err := readSecret(f); err != nil {
+			return nil, fmt.Errorf("silences: %w", err)
+		}
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("silences: CA file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("silences: CA file %s: no PEM certificate", cfg.CAFile)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	c := &amClient{
+		http:      &http.Client{Transport: tr},
+		timeout:   cfg.Timeout,
+		tokenFile: cfg.BearerTokenFile,
+		user:      cfg.BasicAuthUsername,
+		pwFile:    cfg.BasicAuthPasswordFile,
+	}
+	vec := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "node_healer_alertmanager_requests_total",
+		Help: "Requests to Alertmanager for silences, by result (success, error).",
+	}, []string{"result"})
+	if cfg.Registerer != nil {
+		if err := cfg.Registerer.Register(vec); err != nil {
+			are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err)
+			if !ok {
+				return nil, fmt.Errorf("silences: register metrics: %w", err)
+			}
+			prev, ok := are.ExistingCollector.(*prometheus.CounterVec)
+			if !ok {
+				return nil, fmt.Errorf("silences: register metrics: %w", err)
+			}
+			vec = prev
+		}
+	}
+	c.ok, c.failed = vec.WithLabelValues(amResultSuccess), vec.WithLabelValues(amResultError)
+	return c, nil
+}
+
+func readSecret(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return "", fmt.Errorf("%s is empty", path)
+	}
+	return s, nil
+}
+
+// fetch GETs base/api/v2/silences and returns the active silences.
+func (c *amClient) fetch(ctx context.Context, base string) ([]amSilence, error) {
+	sils, err := c.get(ctx, base)
+	if err != nil {
+		c.failed.Inc()
+		return nil, err
+	}
+	c.ok.Inc()
+	return sils, nil
+}
+
+func (c *amClient) get(ctx context.Context, base string) ([]amSilence, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v2/silences", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	switch {
+	case c.tokenFile != "":
+		tok, err := readSecret(c.tokenFile)
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+	case c.user != "":
+		var pw string
+		if c.pwFile != "" {
+			if pw, err = readSecret(c.pwFile); err != nil {
+				return nil, err
+			}
+		}
+		req.SetBasicAuth(c.user, pw)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return nil, fmt.Errorf("GET /api/v2/silences: %s: %s", resp.Status, strings.TrimSpace(string(msg)))
+	}
+	var all []apiSilence
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxSilencesBody)).Decode(&all); err != nil {
+		return nil, fmt.Errorf("GET /api/v2/silences: decode: %w", err)
+	}
+	var active []amSilence
+	for _, a := range all {
+		if a.Status.State == "active" {
+			active = append(active, compileSilence(a))
+		}
+	}
+	return active, nil
+}
+
+// amEndpoint is one Alertmanager and its cached answer.
+type amEndpoint struct {
+	base     string        // URL without a trailing slash
+	redacted string        // for logs and errors: no password
+	slot     chan struct{} // one fetch at a time; others wait and reuse it
+
+	mu      sync.Mutex
+	fetched time.Time // zero: never
+	sils    []amSilence
+	err     error
+	down    bool // last fetch failed (logged on change)
+}
+
+func newAMEndpoint(raw string) (*amEndpoint, error) {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil {
+		return nil, fmt.Errorf("silences: Alertmanager URL: %w", err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("silences: Alertmanager URL %q: want http(s)://host[:port][/prefix]", u.Redacted())
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("silences: Alertmanager URL %q: no query or fragment", u.Redacted())
+	}
+	u.Path = strings.TrimRight(u.Path, "/")
+	u.RawPath = ""
+	return &amEndpoint{base: u.String(), redacted: u.Redacted(), slot: make(chan struct{}, 1)}, nil
+}
+
+// cached returns the cached answer if it is younger than ttl.
+func (e *amEndpoint) cached(now time.Time, ttl time.Duration) ([]amSilence, error, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.fetched.IsZero() || now.Sub(e.fetched) >= ttl {
+		return nil, nil, false
+	}
+	return e.sils, e.err, true
+}
+
+// silencesOf returns e's active silences, from the cache or a fresh request.
+func (s *Silences) silencesOf(ctx context.Context, e *amEndpoint) ([]amSilence, error) {
+	if sils, err, ok := e.cached(s.now(), s.ttl); ok {
+		return sils, err
+	}
+	select {
+	case e.slot <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-e.slot }()
+	// Another caller may have fetched while this one waited.
+	if sils, err, ok := e.cached(s.now(), s.ttl); ok {
+		return sils, err
+	}
+	sils, err := s.client.fetch(ctx, e.base)
+	if err != nil && ctx.Err() != nil {
+		return nil, ctx.Err() // the caller gave up: says nothing about Alertmanager
+	}
+	if err != nil {
+		err = fmt.Errorf("alertmanager %s: %w", e.redacted, err)
+	}
+	e.mu.Lock()
+	e.fetched, e.sils, e.err = s.now(), sils, err
+	wasDown := e.down
+	e.down = err != nil
+	e.mu.Unlock()
+	switch {
+	case err != nil && !wasDown:
+		s.log.Warn("alertmanager unreachable for silences", "url", e.redacted, "err", err)
+	case err == nil && wasDown:
+		s.log.Info("alertmanager reachable again for silences", "url", e.redacted)
+	}
+	return sils, err
+}
+
+// active returns the active silences of every Alertmanager that answered.
+// It fails with ErrSilencesUnavailable only when none did.
+func (s *Silences) active(ctx context.Context) ([]amSilence, error) {
+	if len(s.endpoints) == 1 {
+		sils, err := s.silencesOf(ctx, s.endpoints[0])
+		return sils, s.unavailable(ctx, []error{err})
+	}
+	type answer struct {
+		sils []amSilence
+		err  error
+	}
+	answers := make([]answer, len(s.endpoints))
+	var wg sync.WaitGroup
+	for i, e := range s.endpoints {
+		wg.Go(func() {
+			sils, err := s.silencesOf(ctx, e)
+			answers[i] = answer{sils, err}
+		})
+	}
+	wg.Wait()
+	var (
+		all      []amSilence
+		errs     []error
+		answered bool
+	)
+	for _, a := range answers {
+		if a.err != nil {
+			errs = append(errs, a.err)
+			continue
+		}
+		answered = true
+		all = append(all, a.sils...)
+	}
+	if answered {
+		return all, nil
+	}
+	return nil, s.unavailable(ctx, errs)
+}
+
+// unavailable wraps the errors of an all-failed query; nil if errs are nil.
+func (s *Silences) unavailable(ctx context.Context, errs []error) error {
+	err := errors.Join(errs...)
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("%w: %w", ErrSilencesUnavailable, ctx.Err())
+	}
+	return fmt.Errorf("%w: %w", ErrSilencesUnavailable, err)
+}
