@@ -76,6 +76,12 @@ func newGate(cfg *config.Config, rdb redis.UniversalClient, nodes safety.NodeLis
 			return nil, fmt.Errorf("alertmanager: %w", err)
 		}
 		g.Silences = s
+		fresh, err := safety.NewSilences(safety.SilencesConfig{URLs: cfg.Alertmanager.URLs, BearerTokenFile: cfg.Alertmanager.BearerTokenFile,
+			Timeout: time.Duration(cfg.Alertmanager.Timeout), CacheTTL: -1, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("alertmanager: %w", err)
+		}
+		g.SilencesFresh = fresh
 	}
 	return g, nil
 }

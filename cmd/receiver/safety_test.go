@@ -88,7 +88,7 @@ routes:
     params: {healthy_for: 100ms, exec_timeout: 30s}
 `
 	extra := "safety: {max_concurrent_runs: 2, settle: 10ms, breaker: {max_unhealthy_percent: 100}}"
-	rec, _ := startReceiverWith(t, testenv.NewRedis(t), extra+"\nworkers: {count: 4}", routes, "storm")
+	rec, _ := startReceiverWith(t, testenv.NewRedis(t), extra+"\nworkers: {count: 4, claim_after: 2s}", routes, "storm")
 	_ = rec
 	var mu sync.Mutex
 	maxActive, maxPods := 0, 0
@@ -169,7 +169,7 @@ routes:
     runbook: power-cycle
     params: {ready_timeout: 60s, healthy_for: 200ms}
 `
-	extra := "bmc: {inventory_file: " + b.Inventory + "}\nsafety: {max_concurrent_runs: 4, settle: 10ms, reboots: {count: 1, period: 3s, burst: 1}, breaker: {max_unhealthy_percent: 100}}\nworkers: {count: 4}"
+	extra := "bmc: {inventory_file: " + b.Inventory + "}\nsafety: {max_concurrent_runs: 4, settle: 10ms, reboots: {count: 1, period: 3s, burst: 1}, breaker: {max_unhealthy_percent: 100}}\nworkers: {count: 4, claim_after: 2s}"
 	rec, _ := startReceiverWith(t, testenv.NewRedis(t), extra, routes, "rate")
 	_, reply := rec.post(t, manyAlerts("NodeNotReady", "firing", nodes, "rate"))
 	for _, a := range reply.Alerts {

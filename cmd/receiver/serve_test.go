@@ -70,11 +70,13 @@ func startReceiverWith(t *testing.T, r *testenv.Redis, extra, routes, replica st
 	if err := os.WriteFile(filepath.Join(dir, "token"), []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(extra, "safety:") {
-		// Tests that do not test the limits: no settle time.
-		extra += "\nsafety: {settle: 10ms}"
+	// Defaults for what extra does not set: no settle time, quick claims.
+	for key, def := range map[string]string{"safety:": "safety: {settle: 10ms}", "workers:": "workers: {count: 2, claim_after: 2s}", "locks:": "locks: {ttl: 3s}"} {
+		if !strings.Contains(extra, key) {
+			extra += "\n" + def
+		}
 	}
-	cfg := fmt.Sprintf("redis: {url: %q}\nwebhook: {auth: {bearer_token_file: token}}\nworkers: {count: 2, claim_after: 2s}\nlocks: {ttl: 3s}\n%s\n%s", r.URL(0), extra, routes)
+	cfg := fmt.Sprintf("redis: {url: %q}\nwebhook: {auth: {bearer_token_file: token}}\n%s\n%s", r.URL(0), extra, routes)
 	cfgFile := filepath.Join(dir, "node-healer.yml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -107,6 +109,11 @@ func startReceiverWith(t *testing.T, r *testenv.Redis, extra, routes, replica st
 		}
 	})
 	waitFor(t, "receiver ready", 30*time.Second, func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("serve stopped: %v", err)
+		default:
+		}
 		resp, err := http.Get(rec.URL + "/-/ready")
 		if err != nil {
 			return false

@@ -61,6 +61,9 @@ type Gate struct {
 	Rate     *locks.RateLimiter
 	Window   *locks.Window
 	Silences SilenceChecker // nil: silences are not checked (warned at start)
+	// SilencesFresh, if set, is asked before destructive steps instead of
+	// Silences: no cache, so a silence added a moment ago still counts.
+	SilencesFresh SilenceChecker
 	Nodes    NodeLister
 	Firing   *Firing
 	Windows  Windows
@@ -107,7 +110,7 @@ func deny(kind, format string, a ...any) runbooks.Decision {
 var allow = runbooks.Decision{Allow: true}
 
 // common are the checks of both Admit and Destructive.
-func (g *Gate) common(ctx context.Context, run *runbooks.Run, node *NodeInfo) (runbooks.Decision, error) {
+func (g *Gate) common(ctx context.Context, run *runbooks.Run, node *NodeInfo, destructive bool) (runbooks.Decision, error) {
 	p, err := Paused(ctx, g.Redis, g.Prefix)
 	if err != nil {
 		return runbooks.Decision{}, fmt.Errorf("read pause state: %w", err)
@@ -118,8 +121,12 @@ func (g *Gate) common(ctx context.Context, run *runbooks.Run, node *NodeInfo) (r
 	if node != nil && g.L.ExcludeLabel != "" && node.Labels[g.L.ExcludeLabel] == "true" {
 		return deny("excluded", "node %s is opted out (label %s=true)", run.Node, g.L.ExcludeLabel), nil
 	}
-	if g.Silences != nil {
-		h, err := g.Silences.Check(ctx, run.Labels, run.Node)
+	sil := g.Silences
+	if destructive && g.SilencesFresh != nil {
+		sil = g.SilencesFresh
+	}
+	if sil != nil {
+		h, err := sil.Check(ctx, run.Labels, run.Node)
 		if err != nil {
 			return deny("alertmanager_unreachable", "cannot read Alertmanager silences (%v): holding until they can be read", err), nil
 		}
@@ -152,7 +159,7 @@ func (g *Gate) Admit(ctx context.Context, run *runbooks.Run) (runbooks.Decision,
 	if err != nil {
 		return runbooks.Decision{}, fmt.Errorf("list nodes: %w", err)
 	}
-	if d, err := g.common(ctx, run, node); err != nil || !d.Allow {
+	if d, err := g.common(ctx, run, node, false); err != nil || !d.Allow {
 		return d, err
 	}
 	if !run.Admitted {
@@ -237,7 +244,7 @@ func (g *Gate) Destructive(ctx context.Context, run *runbooks.Run, step string) 
 	if err != nil {
 		return runbooks.Decision{}, fmt.Errorf("list nodes: %w", err)
 	}
-	if d, err := g.common(ctx, run, node); err != nil || !d.Allow {
+	if d, err := g.common(ctx, run, node, true); err != nil || !d.Allow {
 		return d, err
 	}
 	if g.Windows != nil {
