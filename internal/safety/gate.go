@@ -64,11 +64,11 @@ type Gate struct {
 	// SilencesFresh, if set, is asked before destructive steps instead of
 	// Silences: no cache, so a silence added a moment ago still counts.
 	SilencesFresh SilenceChecker
-	Nodes    NodeLister
-	Firing   *Firing
-	Windows  Windows
-	Log      *slog.Logger
-	Now      func() time.Time
+	Nodes         NodeLister
+	Firing        *Firing
+	Windows       Windows
+	Log           *slog.Logger
+	Now           func() time.Time
 
 	breaker *Breaker
 }
