@@ -495,3 +495,50 @@ func TestPauseResume(t *testing.T) {
 	}
 	_ = corev1.NodeReady
 }
+
+// TestResolvedBeforeRebootCancels: the alert resolves while the run
+// drains; before the reboot the run stops, undoes its cordon, and the
+// BMC is never touched.
+func TestResolvedBeforeRebootCancels(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	createNodes(t, "res-n1")
+	b := startBMC(t, bmcsim.System{ID: "res-n1"})
+	ctx := context.Background()
+	must(t, cluster.EnsureNamespace(ctx, "res"))
+	if _, err := cluster.CreateReplicaSetPods(ctx, "res", "db", "res-n1", 1); err != nil {
+		t.Fatal(err)
+	}
+	pdb := blockingPDB(t, "res", "db")
+	routes := `
+routes:
+  - name: reboot
+    matchers: ['alertname="NodeKernelDeadlock"']
+    runbook: reboot
+    params: {drain_timeout: 60s}
+`
+	rec, _ := startReceiverWith(t, testenv.NewRedis(t), "bmc: {inventory_file: "+b.Inventory+"}", routes, "resolve")
+	firing := manyAlerts("NodeKernelDeadlock", "firing", []string{"res-n1"}, "res")
+	_, reply := rec.post(t, firing)
+	id := reply.Alerts[0].RunID
+	waitFor(t, "the run to be draining", 30*time.Second, func() bool {
+		run := rec.run(t, id)
+		return run != nil && len(run.Timeline) >= 2 && run.Timeline[1].Step == "drain"
+	})
+	rec.post(t, manyAlerts("NodeKernelDeadlock", "resolved", []string{"res-n1"}, "res"))
+	allowPDB(t, pdb)
+	run := rec.waitRunFor(t, id, 60*time.Second)
+	if run.Status != runbooks.StatusCancelled || !strings.Contains(run.Error, "stopped before soft-reboot") {
+		t.Fatalf("run %s %q\n%s", run.Status, run.Error, stepsOutcomes(run))
+	}
+	if last := run.Timeline[len(run.Timeline)-1]; last.Step != "uncordon" || last.Outcome != runbooks.OutcomeDone {
+		t.Fatalf("timeline %s", stepsOutcomes(run))
+	}
+	if len(b.Sim.Resets("res-n1")) != 0 {
+		t.Fatal("the BMC was touched after the alert resolved")
+	}
+	if node(t, "res-n1").Spec.Unschedulable {
+		t.Fatal("the run's cordon was left behind")
+	}
+}

@@ -117,6 +117,7 @@ func runServe(ctx context.Context, o serveOptions, logw io.Writer) error {
 	if err != nil {
 		return err
 	}
+	gate.Alerts = q
 	if gate.Silences == nil {
 		log.Warn("no alertmanager.urls configured: Alertmanager silences do not pause runs (receiver pause still does)")
 	}

@@ -107,6 +107,11 @@ func (e *Executor) Execute(ctx context.Context, run *Run, fence int64) error {
 				e.escalate(ctx, log, run, step.Name, esc.Reason)
 				return e.save(ctx, run)
 			}
+			var cancel *errCancelled
+			if errors.As(err, &cancel) {
+				e.cancel(ctx, log, run, step.Name, cancel.reason)
+				return e.save(ctx, run)
+			}
 			return err
 		}
 		start := e.now()
@@ -165,6 +170,30 @@ func (e *Executor) Execute(ctx context.Context, run *Run, fence int64) error {
 	run.Status = StatusSucceeded
 	e.finish(ctx, log, run)
 	return e.save(ctx, run)
+}
+
+// cancel stops a run before a destructive step because its alert
+// resolved, and undoes this run's own cordon (nothing else it did is
+// destructive to undo).
+func (e *Executor) cancel(ctx context.Context, log *slog.Logger, run *Run, step, reason string) {
+	detail := "stopped before " + step + ": " + reason
+	if _, cordoned := run.Prior["unschedulable"]; cordoned && e.Deps.Nodes != nil {
+		start := e.now()
+		x := &Exec{Deps: &e.Deps, Run: run, Step: "uncordon", DryRun: run.DryRun, Log: log.With("step", "uncordon"),
+			now: e.now, save: func(ctx context.Context) error { return e.save(ctx, run) }}
+		o, d, err := Uncordon(ctx, x)
+		if err != nil {
+			o, d = OutcomeFailed, err.Error()
+		}
+		run.Timeline = append(run.Timeline, Entry{Step: "uncordon", Start: start, End: e.now(), Outcome: o,
+			Detail: "alert resolved: " + d, Worker: e.Worker})
+	}
+	run.Status, run.Error, run.Hold = StatusCancelled, detail, nil
+	log.Info("run cancelled: its alert resolved before a destructive step", "step", step)
+	if e.Deps.Nodes != nil && !run.DryRun {
+		_ = e.Deps.Nodes.Event(ctx, run.Node, "Normal", "NodeHealerCancelled", fmt.Sprintf("node-healer run %s (%s) %s", run.ID, run.Runbook, detail))
+	}
+	e.finish(ctx, log, run)
 }
 
 func (e *Executor) finish(ctx context.Context, log *slog.Logger, run *Run) {

@@ -19,7 +19,14 @@ type Decision struct {
 	RetryAt time.Time
 	// Escalate: never allowed without a human (e.g. per-node cap reached).
 	Escalate bool
+	// Cancel: the run should stop without acting (its alert resolved).
+	Cancel bool
 }
+
+// errCancelled stops a run whose reason to act went away.
+type errCancelled struct{ reason string }
+
+func (e *errCancelled) Error() string { return "cancelled: " + e.reason }
 
 // Gate is the cluster-wide safety check (internal/safety implements it).
 type Gate interface {
@@ -74,6 +81,9 @@ func (e *Executor) waitGate(ctx context.Context, run *Run, step Step) error {
 		}
 		if d.Escalate {
 			return Escalate("%s", d.Reason)
+		}
+		if d.Cancel {
+			return &errCancelled{reason: d.Reason}
 		}
 		if since.IsZero() {
 			since = e.now()

@@ -67,8 +67,11 @@ type Gate struct {
 	Nodes         NodeLister
 	Firing        *Firing
 	Windows       Windows
-	Log           *slog.Logger
-	Now           func() time.Time
+	// Alerts, if set, cancels a run before a destructive step once its
+	// alert resolved (Alertmanager sent the resolved notification).
+	Alerts runbooks.AlertState
+	Log    *slog.Logger
+	Now    func() time.Time
 
 	breaker *Breaker
 }
@@ -246,6 +249,15 @@ func (g *Gate) Destructive(ctx context.Context, run *runbooks.Run, step string) 
 	}
 	if d, err := g.common(ctx, run, node, true); err != nil || !d.Allow {
 		return d, err
+	}
+	if g.Alerts != nil && run.Fingerprint != "" {
+		resolved, at, err := g.Alerts.Resolved(ctx, run.Fingerprint)
+		if err != nil {
+			return runbooks.Decision{}, fmt.Errorf("alert state: %w", err)
+		}
+		if resolved && !at.Before(run.AlertStart) {
+			return runbooks.Decision{Kind: "resolved", Cancel: true, Reason: "the alert resolved at " + at.Format(time.RFC3339)}, nil
+		}
 	}
 	if g.Windows != nil {
 		if ws := g.Windows(run.Route); len(ws) > 0 {
