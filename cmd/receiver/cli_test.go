@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -86,5 +87,27 @@ func TestCheckConfigParams(t *testing.T) {
 		if code != 1 || !strings.Contains(errs, want) {
 			t.Errorf("%s: exit %d %q, want %q", f, code, errs, want)
 		}
+	}
+}
+
+// TestExampleChecks: the shipped example passes check-config with the real
+// runbook registry and parameter checks (its token path pointed at a file).
+func TestExampleChecks(t *testing.T) {
+	data, err := os.ReadFile("../../examples/node-healer.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	tok := filepath.Join(dir, "token")
+	if err := os.WriteFile(tok, []byte("x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(dir, "node-healer.yml")
+	if err := os.WriteFile(f, []byte(strings.ReplaceAll(string(data), "/etc/node-healer/webhook-token", tok)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCLI("check-config", f)
+	if code != 0 || !strings.Contains(out, "OK — 6 routes") {
+		t.Fatalf("exit %d %q %q", code, out, errs)
 	}
 }

@@ -157,5 +157,5 @@ func parseExample(t *testing.T) (*Config, error) {
 	}
 	abs, _ := filepath.Abs("testdata/token")
 	data = bytes.ReplaceAll(data, []byte("/etc/node-healer/webhook-token"), []byte(abs))
-	return Parse(data, ".", runbooks)
+	return Parse(data, ".", nil) // runbook names: checked with the real registry in cmd/receiver
 }
