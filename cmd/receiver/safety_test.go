@@ -542,3 +542,50 @@ routes:
 		t.Fatal("the run's cordon was left behind")
 	}
 }
+
+// TestOptOutAndMaintenanceWindow: a node labelled node-healer.io/exclude
+// is never touched; a route whose maintenance window is closed holds the
+// run before its first destructive step.
+func TestOptOutAndMaintenanceWindow(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	createNodes(t, "opt-n1", "win-n1")
+	ctx := context.Background()
+	n := node(t, "opt-n1")
+	n.Labels["node-healer.io/exclude"] = "true"
+	if _, err := cluster.Client.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// A window that is closed now: one minute, twelve hours away.
+	closed := time.Now().UTC().Add(12 * time.Hour)
+	routes := fmt.Sprintf(`
+routes:
+  - name: cordon
+    matchers: ['alertname="NodeKernelDeadlock"']
+    runbook: cordon
+  - name: drain-in-window
+    matchers: ['alertname="NodeDiskPressure"']
+    runbook: drain
+    maintenance_windows: [{start: %q, end: %q}]
+`, closed.Format("15:04"), closed.Add(time.Minute).Format("15:04"))
+	rec, _ := startReceiverWith(t, testenv.NewRedis(t), "safety: {settle: 10ms, max_concurrent_runs: 3, breaker: {max_unhealthy_percent: 100}}", routes, "optout")
+	_, reply := rec.post(t, amPayload("NodeKernelDeadlock", "opt-n1", "fp-opt"))
+	optID := reply.Alerts[0].RunID
+	_, reply = rec.post(t, amPayload("NodeDiskPressure", "win-n1", "fp-win"))
+	winID := reply.Alerts[0].RunID
+	waitFor(t, "the opted-out run to be deferred", 30*time.Second, func() bool {
+		run := rec.run(t, optID)
+		return run != nil && run.Status == runbooks.StatusDeferred && run.Hold.Kind == "excluded"
+	})
+	waitFor(t, "the windowed run to hold before drain", 30*time.Second, func() bool {
+		run := rec.run(t, winID)
+		return run != nil && run.Status == runbooks.StatusHeld && run.Hold.Kind == "window" && run.Hold.Step == "drain"
+	})
+	if node(t, "opt-n1").Spec.Unschedulable {
+		t.Fatal("an opted-out node was cordoned")
+	}
+	if st := rec.status(t); len(st.Held) != 1 || len(st.Deferred) != 1 {
+		t.Fatalf("status held %d deferred %d", len(st.Held), len(st.Deferred))
+	}
+}
