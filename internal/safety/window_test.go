@@ -80,7 +80,7 @@ func TestQuorum(t *testing.T) {
 	}{
 		{[]NodeInfo{cp("cp1", true), cp("cp2", true), cp("cp3", true)}, true},   // 2 of 3 left: quorum
 		{[]NodeInfo{cp("cp1", true), cp("cp2", false), cp("cp3", true)}, false}, // 1 of 3 left
-		{[]NodeInfo{cp("cp1", true)}, false},                                     // single control plane
+		{[]NodeInfo{cp("cp1", true)}, false},                                    // single control plane
 		{[]NodeInfo{cp("cp1", false), cp("cp2", true), cp("cp3", true), cp("cp4", true), cp("cp5", true)}, true},
 		{[]NodeInfo{cp("cp1", true), cp("cp2", false), cp("cp3", false), cp("cp4", true), cp("cp5", true)}, false},
 	} {
