@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -24,7 +25,29 @@ type BreakerState struct {
 // alert, or under remediation — and opens above the threshold. It closes
 // only after the count stayed under the threshold for the hold period.
 // Its state lives in Redis, so every replica agrees.
-type Breaker struct{ g *Gate }
+type Breaker struct {
+	g *Gate
+
+	mu     sync.Mutex
+	last   BreakerState
+	lastAt time.Time
+}
+
+// breakerCacheTTL bounds how often admits recount (a storm of admits must
+// not each read every firing alert); settle time covers the staleness.
+const breakerCacheTTL = time.Second
+
+// EvaluateCached is Evaluate, reusing an evaluation younger than a second.
+func (b *Breaker) EvaluateCached(ctx context.Context, nodes []NodeInfo) (BreakerState, error) {
+	b.mu.Lock()
+	if time.Since(b.lastAt) < breakerCacheTTL {
+		st := b.last
+		b.mu.Unlock()
+		return st, nil
+	}
+	b.mu.Unlock()
+	return b.Evaluate(ctx, nodes)
+}
 
 // breakerScript updates the state on Redis time.
 // KEYS[1] state hash; ARGV: over (0|1), hold ms, unhealthy, total.
@@ -108,6 +131,9 @@ func (b *Breaker) Evaluate(ctx context.Context, nodes []NodeInfo) (BreakerState,
 	st.Since = msTime(res[1])
 	st.BelowSince = msTime(res[2])
 	st.Evaluated = msTime(res[3])
+	b.mu.Lock()
+	b.last, b.lastAt = st, time.Now()
+	b.mu.Unlock()
 	if st.Open && over == "0" {
 		// Closing: still open until the hold passes.
 		st.Threshold += fmt.Sprintf(" (under it since %s; closes after %s)", st.BelowSince.Format(time.RFC3339), b.g.L.BreakerHold)

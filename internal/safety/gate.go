@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -73,6 +74,7 @@ type Gate struct {
 	Log    *slog.Logger
 	Now    func() time.Time
 
+	once    sync.Once
 	breaker *Breaker
 }
 
@@ -98,9 +100,7 @@ func (g *Gate) now() time.Time {
 
 // Breaker returns the gate's breaker (built on first use).
 func (g *Gate) Breaker() *Breaker {
-	if g.breaker == nil {
-		g.breaker = &Breaker{g: g}
-	}
+	g.once.Do(func() { g.breaker = &Breaker{g: g} })
 	return g.breaker
 }
 
@@ -172,7 +172,7 @@ func (g *Gate) Admit(ctx context.Context, run *runbooks.Run) (runbooks.Decision,
 					RetryAt: run.Created.Add(g.L.Settle)}, nil
 			}
 		}
-		st, err := g.Breaker().Evaluate(ctx, nodes)
+		st, err := g.Breaker().EvaluateCached(ctx, nodes)
 		if err != nil {
 			return runbooks.Decision{}, fmt.Errorf("blast-radius breaker: %w", err)
 		}
