@@ -29,8 +29,10 @@ test: tools vet ## Every test layer: unit, integration (redis, kube-apiserver, k
 bench: tools ## Benchmarks (figures go to docs/benchmarks.md)
 	@bench/bench.sh
 
-demo: tools build ## The pipeline on this machine, no cluster needed
-	@bin/demo
+SCENARIO ?= deadlock-hung
+
+demo: tools build ## The pipeline on this machine, no cluster needed (SCENARIO=deadlock-hung|deadlock|readonly-fs|storm)
+	@bin/demo -scenario=$(SCENARIO) $(DEMO_FLAGS)
 
 image: ## Container image (needs a Docker engine)
 	docker build -t node-healer:dev .

@@ -1,9 +1,13 @@
-// Command demo runs node-healer's pipeline on this machine, with no
-// cluster needed: a redis-server, a private control plane (etcd,
-// kube-apiserver, kwok playing 3 kubelets) and the receiver binary. It
-// sends the receiver an Alertmanager webhook for a kernel deadlock on
-// node-1, and shows the node cordoned, the Events and the run's timeline.
-// Ctrl-C (or the end) stops every process it started.
+// Command demo runs node-healer's whole pipeline on this machine, every
+// component real but the hardware: etcd, kube-apiserver and kwok (5 nodes
+// with pods, PDBs and a StatefulSet pod), redis-server, a Redfish BMC
+// simulator per node, node-problem-detector reading a kern.log file,
+// Prometheus with the shipped rules, Alertmanager with the shipped config,
+// and bin/receiver. It writes a kernel deadlock line into node-1's kern.log
+// and prints the heal as it happens, then a summary table. Ctrl-C (or the
+// end) stops every process it started.
+//
+//	bin/demo [-scenario=deadlock-hung|deadlock|readonly-fs|storm] [-keep]
 package main
 
 import (
@@ -19,18 +23,20 @@ import (
 
 type options struct {
 	Receiver string        // path of the receiver binary
+	Scenario string        // see scenarios
 	Keep     bool          // keep everything running until Ctrl-C
-	Nodes    int           // kwok nodes
 	Timeout  time.Duration // for the whole demo
+	Dir      string        // working folder ("" = a new temporary one)
 	Out      io.Writer
 }
 
 func main() {
 	o := options{Out: os.Stdout}
 	flag.StringVar(&o.Receiver, "receiver", "bin/receiver", "node-healer receiver binary (make build)")
+	flag.StringVar(&o.Scenario, "scenario", "deadlock-hung", "deadlock-hung | deadlock | readonly-fs | storm")
 	flag.BoolVar(&o.Keep, "keep", false, "keep the pipeline running after the demo until Ctrl-C, to explore it")
-	flag.IntVar(&o.Nodes, "nodes", 3, "number of kwok nodes")
-	flag.DurationVar(&o.Timeout, "timeout", 5*time.Minute, "give up after this long")
+	flag.DurationVar(&o.Timeout, "timeout", 6*time.Minute, "give up after this long")
+	flag.StringVar(&o.Dir, "dir", "", "working folder for configs, logs and data (default: a new temporary folder, kept)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -1,37 +1,60 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
-	"github.com/node-healer/node-healer/internal/handlers"
-	"github.com/node-healer/node-healer/internal/runbooks"
+	"github.com/node-healer/node-healer/internal/bmcsim"
+	"github.com/node-healer/node-healer/internal/pipeline"
 	"github.com/node-healer/node-healer/internal/testenv"
 )
 
-const demoToken = "demo-webhook-token"
+// scenario is one fault the demo injects.
+type scenario struct {
+	about  string
+	alert  string // the alert the rules fire
+	line   string // the kernel log line
+	nodes  []string
+	faults map[string]bmcsim.Faults
+	config map[string]string
+	storm  bool
+}
+
+var scenarios = map[string]scenario{
+	"deadlock-hung": {
+		about: "kernel deadlock on node-1; its OS ignores the graceful restart, so node-healer power-cycles it",
+		alert: "NodeKernelDeadlock", line: pipeline.LineKernelDeadlock, nodes: []string{"node-1"},
+		faults: map[string]bmcsim.Faults{"node-1": {IgnoreGraceful: true}},
+	},
+	"deadlock": {
+		about: "kernel deadlock on node-1; the graceful restart through the BMC works",
+		alert: "NodeKernelDeadlock", line: pipeline.LineKernelDeadlock, nodes: []string{"node-1"},
+	},
+	"readonly-fs": {
+		about: "root filesystem remounted read-only on node-1 (the rule waits for: 1m before firing)",
+		alert: "NodeReadonlyFilesystem", line: pipeline.LineReadonlyFS, nodes: []string{"node-1"},
+	},
+	"storm": {
+		about: "kernel deadlocks on 3 of 5 nodes at once: more than the breaker allows (40 %, at least 2 nodes), so nothing destructive happens",
+		alert: "NodeKernelDeadlock", line: pipeline.LineKernelDeadlock, nodes: []string{"node-1", "node-2", "node-3"},
+		config: map[string]string{"safety": "{breaker: {max_unhealthy_percent: 40, min_unhealthy_nodes: 2}}"},
+		storm:  true,
+	},
+}
 
 func run(ctx context.Context, o options) error {
-	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
-	defer cancel()
-	start := time.Now()
-	out := o.Out
-	step := func(n int, format string, a ...any) {
-		fmt.Fprintf(out, "\n[%d/6 %5.1fs] %s\n", n, time.Since(start).Seconds(), fmt.Sprintf(format, a...))
+	sc, ok := scenarios[o.Scenario]
+	if !ok {
+		return fmt.Errorf("unknown scenario %q (deadlock-hung, deadlock, readonly-fs, storm)", o.Scenario)
 	}
+	out := o.Out
 	recv, err := filepath.Abs(o.Receiver)
 	if err != nil {
 		return err
@@ -39,247 +62,221 @@ func run(ctx context.Context, o options) error {
 	if _, err := os.Stat(recv); err != nil {
 		return fmt.Errorf("receiver binary %s not found: run `make build` (or `make demo`, which builds it)", o.Receiver)
 	}
-	dir, err := os.MkdirTemp("", "node-healer-demo-")
-	if err != nil {
+	dir := o.Dir
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "node-healer-demo-"); err != nil {
+			return err
+		}
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "node-healer demo — logs and state in %s\n", dir)
+	fmt.Fprintf(out, "node-healer demo — scenario %s: %s\nconfigs, logs and data in %s\n\n", o.Scenario, sc.about, dir)
 
-	step(1, "starting redis-server")
-	rds, err := testenv.StartRedis(dir)
-	if err != nil {
-		return err
-	}
-	defer rds.Stop()
-	fmt.Fprintf(out, "      redis at %s\n", rds.Addr)
-
-	step(2, "starting a local control plane (etcd, kube-apiserver, kwok) with %d nodes", o.Nodes)
-	var nodes []string
-	for i := 1; i <= o.Nodes; i++ {
-		nodes = append(nodes, fmt.Sprintf("node-%d", i))
-	}
-	cl, err := testenv.StartCluster(ctx, dir, testenv.ClusterOptions{Nodes: nodes, Progress: &indent{w: out}})
-	if err != nil {
-		return fmt.Errorf("control plane: %w (logs in %s)", err, dir)
-	}
-	defer cl.Stop()
-	fmt.Fprintf(out, "      kubeconfig: %s (nodes %s are Ready)\n", cl.Kubeconfig, strings.Join(nodes, ", "))
-
-	step(3, "starting node-healer (%s serve)", o.Receiver)
-	port, err := testenv.FreePort()
-	if err != nil {
-		return err
-	}
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	cfgFile, err := writeConfig(dir, rds.URL(0))
-	if err != nil {
-		return err
-	}
-	logFile, err := os.Create(filepath.Join(dir, "receiver.log"))
-	if err != nil {
-		return err
-	}
-	defer logFile.Close()
-	cmd := exec.Command(recv, "serve", "--config.file="+cfgFile, "--web.listen-address="+fmt.Sprintf("127.0.0.1:%d", port),
-		"--kubeconfig="+cl.Kubeconfig, "--replica=demo")
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		return err
-	}
+	startCtx, cancelStart := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancelStart()
+	started := time.Now()
+	p, err := pipeline.Start(startCtx, pipeline.Options{
+		Dir: dir, Receiver: recv, FaultNodes: sc.nodes, Faults: sc.faults, Config: sc.config, Progress: out,
+	})
 	defer func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
+		fmt.Fprintln(out, "\nstopping every process the demo started…")
+		if p != nil {
+			p.Stop()
+		}
+		if left := children(); len(left) > 0 {
+			fmt.Fprintf(out, "still running: %s\n", strings.Join(left, ", "))
+		} else {
+			fmt.Fprintln(out, "all stopped.")
 		}
 	}()
-	if err := waitReady(ctx, base); err != nil {
-		return fmt.Errorf("receiver not ready: %w (see %s)", err, logFile.Name())
-	}
-	fmt.Fprintf(out, "      listening on %s; config %s; log %s\n", base, cfgFile, logFile.Name())
-
-	step(4, "Alertmanager → POST %s/webhook: NodeKernelDeadlock on node-1", base)
-	at := time.Now().UTC().Truncate(time.Second)
-	reply, err := postAlert(ctx, base, "NodeKernelDeadlock", "node-1", at)
 	if err != nil {
 		return err
 	}
-	for _, a := range reply.Alerts {
-		fmt.Fprintf(out, "      %s: %s (route %s → runbook %s on %s, run %s)\n", a.Fingerprint, a.Reason, a.Route, a.Runbook, a.Node, a.RunID)
-	}
-	if reply.Accepted != 1 {
-		return errors.New("the alert was not accepted")
-	}
-	runID := reply.Alerts[0].RunID
+	fmt.Fprintf(out, "pipeline up in %.1fs:\n", time.Since(started).Seconds())
+	fmt.Fprintf(out, "  Prometheus %s · Alertmanager %s · node-healer %s (config %s)\n  kubeconfig %s\n\n",
+		p.Prometheus.URL, p.Alertmanager.URL, p.Receivers[0].URL, p.ReceiverConfig, p.Cluster.Kubeconfig)
 
-	step(5, "waiting for run %s", runID)
-	run, err := waitRun(ctx, base, runID)
+	runCtx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	if sc.storm {
+		err = storm(runCtx, out, p, sc)
+	} else {
+		err = heal(runCtx, out, p, sc, o.Scenario)
+	}
 	if err != nil {
-		return err
-	}
-	printRun(out, run)
-
-	step(6, "node-1 as the cluster sees it")
-	n, err := cl.Client.CoreV1().Nodes().Get(ctx, "node-1", metav1.GetOptions{})
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "      spec.unschedulable: %v\n", n.Spec.Unschedulable)
-	for _, k := range []string{runbooks.AnnotationCordonedBy, runbooks.AnnotationWasUnschedulable} {
-		fmt.Fprintf(out, "      annotation %s=%s\n", k, n.Annotations[k])
-	}
-	evs, err := cl.Client.CoreV1().Events("").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=node-1"})
-	if err == nil {
-		for _, e := range evs.Items {
-			fmt.Fprintf(out, "      event %s %s: %s\n", e.Type, e.Reason, e.Message)
+		if ctx.Err() != nil {
+			return errors.New("interrupted")
 		}
+		return err
 	}
-	if !n.Spec.Unschedulable {
-		return errors.New("node-1 is not cordoned")
-	}
-	fmt.Fprintf(out, "\nDone in %.1fs: node-1 cordoned by node-healer with an ownership record, an Event and an audit line (%s).\n",
-		time.Since(start).Seconds(), logFile.Name())
 	if o.Keep {
-		fmt.Fprintf(out, "\nStill running (Ctrl-C stops everything):\n  export KUBECONFIG=%s\n  curl -s %s/api/v1/runs | jq .\n  curl -s %s/metrics | grep node_healer_\n  %s runs show --config.file=%s %s\n",
-			cl.Kubeconfig, base, base, o.Receiver, cfgFile, runID)
+		fmt.Fprintf(out, "\nStill running (Ctrl-C stops everything):\n  export KUBECONFIG=%s\n  curl -s %s/api/v1/runs | jq .\n  curl -s %s/api/v1/status | jq .\n  curl -s '%s/api/v1/query?query=node_healer_breaker_open'\n  amtool --alertmanager.url=%s alert query\n",
+			p.Cluster.Kubeconfig, p.Receivers[0].URL, p.Receivers[0].URL, p.Prometheus.URL, p.Alertmanager.URL)
 		<-ctx.Done()
 	}
-	fmt.Fprintln(out, "stopping every process the demo started…")
 	return nil
 }
 
-// indent prefixes the control plane's progress lines.
-type indent struct {
-	w   io.Writer
-	mid bool // inside a line
-}
-
-func (i *indent) Write(p []byte) (int, error) {
-	for _, l := range strings.SplitAfter(string(p), "\n") {
-		if l == "" {
-			continue
-		}
-		if !i.mid {
-			l = "      " + l
-		}
-		fmt.Fprint(i.w, l)
-		i.mid = !strings.HasSuffix(l, "\n")
-	}
-	return len(p), nil
-}
-
-func writeConfig(dir, redisURL string) (string, error) {
-	if err := os.WriteFile(filepath.Join(dir, "webhook-token"), []byte(demoToken+"\n"), 0o600); err != nil {
-		return "", err
-	}
-	cfg := fmt.Sprintf(`# written by the node-healer demo
-redis:
-  url: %s
-webhook:
-  auth:
-    bearer_token_file: webhook-token
-workers:
-  count: 2
-  claim_after: 30s
-locks:
-  ttl: 15s
-routes:
-  - name: kernel-deadlock
-    matchers: ['alertname="NodeKernelDeadlock"']
-    runbook: cordon
-  - name: manual-uncordon
-    matchers: ['alertname="NodeHealerUncordon"']
-    runbook: uncordon
-`, redisURL)
-	p := filepath.Join(dir, "node-healer.yml")
-	return p, os.WriteFile(p, []byte(cfg), 0o600)
-}
-
-func waitReady(ctx context.Context, base string) error {
-	var last error
-	for {
-		resp, err := http.Get(base + "/-/ready")
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return nil
-			}
-			err = fmt.Errorf("%d %s", resp.StatusCode, bytes.TrimSpace(b))
-		}
-		last = err
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w (last: %v)", ctx.Err(), last)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-func postAlert(ctx context.Context, base, alertname, node string, at time.Time) (*handlers.Reply, error) {
-	payload := map[string]any{
-		"version": "4", "groupKey": `{}:{alertname="` + alertname + `"}`, "status": "firing", "receiver": "node-healer",
-		"groupLabels": map[string]string{"alertname": alertname}, "externalURL": "http://alertmanager.demo:9093",
-		"alerts": []map[string]any{{
-			"status":      "firing",
-			"labels":      map[string]string{"alertname": alertname, "node": node, "severity": "critical"},
-			"annotations": map[string]string{"summary": "kernel: INFO: task docker:1123 blocked for more than 120 seconds."},
-			"startsAt":    at, "endsAt": time.Time{}, "fingerprint": fmt.Sprintf("%016x", at.UnixNano()),
-		}},
-	}
-	b, _ := json.Marshal(payload)
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/webhook", bytes.NewReader(b))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+demoToken)
-	resp, err := http.DefaultClient.Do(req)
+// heal injects the fault on one node and follows the run to its end.
+func heal(ctx context.Context, out io.Writer, p *pipeline.Pipeline, sc scenario, name string) error {
+	node := sc.nodes[0]
+	at, err := p.WriteKernelLog(node, sc.line)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		return nil, fmt.Errorf("webhook answered %d: %s", resp.StatusCode, body)
+	fmt.Fprintf(out, "%s  wrote to %s's kern.log (%s):\n    %s %s kernel: [...] %s\n\n",
+		at.Format("15:04:05.000"), node, p.NPD[node].KernLog, at.Format(testenv.KernelLogTime), node, sc.line)
+	fmt.Fprintf(out, "   SINCE  SOURCE        EVENT             DETAIL\n")
+	tr, err := p.Follow(ctx, pipeline.FollowOptions{Node: node, Alert: sc.alert, Since: at, Emit: func(e pipeline.Event) {
+		fmt.Fprintf(out, "%7.1fs  %-12s  %-16s  %s\n", e.Since.Seconds(), e.Source, e.Title, clip(e.Detail, 110))
+	}})
+	if err != nil {
+		return fmt.Errorf("following the heal of %s: %w (logs in %s)", node, err, p.Dir)
 	}
-	r := &handlers.Reply{}
-	return r, json.Unmarshal(body, r)
+	s := tr.Summary()
+	fmt.Fprintf(out, "\nSummary — scenario %s, run %s: %s\n", name, tr.Run.ID, s.Status)
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  measure\tthis run\tseed's claim (by hand)")
+	fmt.Fprintf(tw, "  detection: log line → alert in Alertmanager\t%s\t< 30 s (4–15 min)\n", secs(s.Alertmanager))
+	fmt.Fprintf(tw, "    of which node-problem-detector\t%s\t\n", secs(s.NPD))
+	fmt.Fprintf(tw, "    of which scrape + rule evaluation (for: as shipped)\t%s\t\n", secs(s.Prometheus-s.NPD))
+	fmt.Fprintf(tw, "  log line → webhook at node-healer (group_wait 5s)\t%s\t\n", secs(s.Accepted))
+	fmt.Fprintf(tw, "  log line → cordon\t%s\t\n", secs(s.Cordon))
+	fmt.Fprintf(tw, "  recovery: log line → uncordon\t%s\t3–5 min (20–60 min)\n", secs(s.Uncordon))
+	fmt.Fprintf(tw, "  pods disrupted (evicted by the drain)\t%d\t\n", s.Evicted)
+	fmt.Fprintf(tw, "  BMC resets\t%s\t\n", strings.Join(p.Resets(node), ", "))
+	_ = tw.Flush()
+	fmt.Fprintf(out, "RESULT scenario=%s status=%s npd=%.2f prometheus=%.2f alertmanager=%.2f webhook=%.2f cordon=%.2f uncordon=%.2f evicted=%d powercycle=%v\n",
+		name, s.Status, s.NPD.Seconds(), s.Prometheus.Seconds(), s.Alertmanager.Seconds(), s.Accepted.Seconds(), s.Cordon.Seconds(), s.Uncordon.Seconds(), s.Evicted, s.PowerCycled)
+	if s.Status != "succeeded" {
+		return fmt.Errorf("the run ended %s: %s", s.Status, tr.Run.Error)
+	}
+	return nil
 }
 
-func waitRun(ctx context.Context, base, id string) (*runbooks.Run, error) {
-	seen := 0
-	for {
-		resp, err := http.Get(base + "/api/v1/runs/" + id)
-		if err == nil {
-			r := &runbooks.Run{}
-			ok := resp.StatusCode == 200 && json.NewDecoder(resp.Body).Decode(r) == nil
-			resp.Body.Close()
-			if ok {
-				for ; seen < len(r.Timeline); seen++ {
-					if r.Timeline[seen].Outcome != runbooks.OutcomeStarted {
-						fmt.Printf("      step %s: %s\n", r.Timeline[seen].Step, r.Timeline[seen].Outcome)
-					}
+// storm injects the fault on several nodes and shows the breaker holding
+// everything back.
+func storm(ctx context.Context, out io.Writer, p *pipeline.Pipeline, sc scenario) error {
+	var at time.Time
+	for i, n := range sc.nodes {
+		t, err := p.WriteKernelLog(n, sc.line)
+		if err != nil {
+			return err
+		}
+		if i == 0 {
+			at = t
+		}
+	}
+	fmt.Fprintf(out, "%s  wrote the kernel deadlock line into the kern.log of %s (%d of %d nodes)\n\n",
+		at.Format("15:04:05.000"), strings.Join(sc.nodes, ", "), len(sc.nodes), len(p.Nodes))
+	since := func() string { return fmt.Sprintf("%7.1fs", time.Since(at).Seconds()) }
+	seen := map[string]bool{}
+	var breakerAPI, breakerProm time.Duration
+	for breakerAPI == 0 || breakerProm == 0 {
+		for _, n := range sc.nodes {
+			if s, _ := p.AlertmanagerState(ctx, sc.alert, n); s != "" && !seen["am"+n] {
+				seen["am"+n] = true
+				fmt.Fprintf(out, "%s  alertmanager  %s %s on %s\n", since(), sc.alert, s, n)
+			}
+			if runs, _ := p.NodeRuns(ctx, n, at); len(runs) > 0 && !seen["run"+n+string(runs[0].Status)] {
+				seen["run"+n+string(runs[0].Status)] = true
+				why := ""
+				if runs[0].Hold != nil {
+					why = " — " + runs[0].Hold.Kind + ": " + runs[0].Hold.Reason
 				}
-				if r.Status.Final() {
-					return r, nil
+				fmt.Fprintf(out, "%s  node-healer   run %s on %s %s%s\n", since(), runs[0].ID, n, runs[0].Status, clip(why, 100))
+			}
+		}
+		if st, err := p.Status(ctx); err == nil && st.Breaker.Open && breakerAPI == 0 {
+			breakerAPI = time.Since(at)
+			fmt.Fprintf(out, "%s  node-healer   breaker OPEN: %d of %d nodes unhealthy (threshold %s) — GET /api/v1/status\n", since(), st.Breaker.Unhealthy, st.Breaker.Total, st.Breaker.Threshold)
+		}
+		if s, err := p.Prometheus.Query(ctx, "node_healer_breaker_open"); err == nil && breakerProm == 0 {
+			for _, x := range s {
+				if x.Value == 1 {
+					breakerProm = time.Since(at)
+					fmt.Fprintf(out, "%s  prometheus    node_healer_breaker_open == 1 (scraped from node-healer)\n", since())
+					break
 				}
 			}
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("run %s did not finish: %w", id, ctx.Err())
-		case <-time.After(100 * time.Millisecond):
+			return fmt.Errorf("the breaker did not open: %w", ctx.Err())
+		case <-time.After(200 * time.Millisecond):
 		}
 	}
-}
-
-func printRun(out io.Writer, r *runbooks.Run) {
-	fmt.Fprintf(out, "      run %s: runbook %s on %s — %s\n", r.ID, r.Runbook, r.Node, r.Status)
+	fmt.Fprintf(out, "%s  watching 20 s more: nothing destructive may happen…\n", since())
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(20 * time.Second):
+	}
+	st, err := p.Status(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\nSummary — scenario storm\n")
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "      STEP\tSTART\tTOOK\tOUTCOME\tDETAIL")
-	for _, e := range r.Timeline {
-		fmt.Fprintf(tw, "      %s\t%s\t%s\t%s\t%s\n", e.Step, e.Start.Format("15:04:05.000"), e.End.Sub(e.Start).Round(time.Millisecond), e.Outcome, e.Detail)
+	fmt.Fprintln(tw, "  node\tcordoned\tBMC resets\trun")
+	bad := 0
+	for _, n := range p.Nodes {
+		c, _ := p.Cordoned(ctx, n)
+		resets := p.Resets(n)
+		run := "—"
+		if runs, _ := p.NodeRuns(ctx, n, at); len(runs) > 0 {
+			run = runs[0].ID + " " + string(runs[0].Status)
+		}
+		if c || len(resets) > 0 {
+			bad++
+		}
+		fmt.Fprintf(tw, "  %s\t%v\t%d\t%s\n", n, c, len(resets), run)
 	}
 	_ = tw.Flush()
+	fmt.Fprintf(out, "  breaker: open=%v, %d of %d nodes unhealthy, threshold %s; open in the status API after %s, in Prometheus after %s\n",
+		st.Breaker.Open, st.Breaker.Unhealthy, st.Breaker.Total, st.Breaker.Threshold, secs(breakerAPI), secs(breakerProm))
+	fmt.Fprintf(out, "  deferred runs: %d (they start only once the breaker closes, after its hold)\n", len(st.Deferred))
+	fmt.Fprintf(out, "RESULT scenario=storm breaker_api=%.2f breaker_prometheus=%.2f touched_nodes=%d\n", breakerAPI.Seconds(), breakerProm.Seconds(), bad)
+	if bad > 0 {
+		return fmt.Errorf("%d nodes were cordoned or reset while the breaker was open", bad)
+	}
+	return nil
+}
+
+func secs(d time.Duration) string {
+	if d <= 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.1f s", d.Seconds())
+}
+
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n-1] + "…"
+	}
+	return s
+}
+
+// children lists the processes this one still has as children (Linux).
+func children() []string {
+	me := fmt.Sprint(os.Getpid())
+	ents, _ := os.ReadDir("/proc")
+	var out []string
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		// pid (comm) state ppid …
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) > 1 && f[1] == me {
+			out = append(out, s[strings.IndexByte(s, '(')+1:i]+"["+e.Name()+"]")
+		}
+	}
+	return out
 }
