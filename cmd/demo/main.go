@@ -27,6 +27,7 @@ type options struct {
 	Keep     bool          // keep everything running until Ctrl-C
 	Timeout  time.Duration // for the whole demo
 	Dir      string        // working folder ("" = a new temporary one)
+	Scrape   time.Duration // Prometheus scrape interval
 	Out      io.Writer
 }
 
@@ -37,6 +38,7 @@ func main() {
 	flag.BoolVar(&o.Keep, "keep", false, "keep the pipeline running after the demo until Ctrl-C, to explore it")
 	flag.DurationVar(&o.Timeout, "timeout", 6*time.Minute, "give up after this long")
 	flag.StringVar(&o.Dir, "dir", "", "working folder for configs, logs and data (default: a new temporary folder, kept)")
+	flag.DurationVar(&o.Scrape, "scrape-interval", time.Second, "Prometheus scrape interval (production setups use 15s–1m; see docs/benchmarks.md)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

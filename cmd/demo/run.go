@@ -77,6 +77,7 @@ func run(ctx context.Context, o options) error {
 	started := time.Now()
 	p, err := pipeline.Start(startCtx, pipeline.Options{
 		Dir: dir, Receiver: recv, FaultNodes: sc.nodes, Faults: sc.faults, Config: sc.config, Progress: out,
+		ScrapeInterval: o.Scrape,
 	})
 	defer func() {
 		fmt.Fprintln(out, "\nstopping every process the demo started…")
