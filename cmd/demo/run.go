@@ -141,7 +141,7 @@ func heal(ctx context.Context, out io.Writer, p *pipeline.Pipeline, sc scenario,
 	fmt.Fprintf(tw, "  detection: log line → alert in Alertmanager\t%s\t< 30 s (4–15 min)\n", secs(s.Alertmanager))
 	fmt.Fprintf(tw, "    of which node-problem-detector\t%s\t\n", secs(s.NPD))
 	fmt.Fprintf(tw, "    of which scrape + rule evaluation (for: as shipped)\t%s\t\n", secs(s.Prometheus-s.NPD))
-	fmt.Fprintf(tw, "  log line → webhook at node-healer (group_wait 5s)\t%s\t\n", secs(s.Accepted))
+	fmt.Fprintf(tw, "  log line → webhook at node-healer (group_wait as shipped)\t%s\t\n", secs(s.Accepted))
 	fmt.Fprintf(tw, "  log line → cordon\t%s\t\n", secs(s.Cordon))
 	fmt.Fprintf(tw, "  recovery: log line → uncordon\t%s\t3–5 min (20–60 min)\n", secs(s.Uncordon))
 	fmt.Fprintf(tw, "  pods disrupted (evicted by the drain)\t%d\t\n", s.Evicted)
