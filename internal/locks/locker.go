@@ -42,10 +42,7 @@ type Locker struct {
 // prefix must not contain '{' or '}' (keys use a {name} hash tag). Pass at
 // most one Options.
 func New(rdb redis.Cmdable, prefix string, opts ...Options) *Locker {
-	var o Options
-	if len(opts) > 0 {
-		o = opts[len(opts)-1]
-	}
+	o := lastOptions(opts)
 	return &Locker{rdb: rdb, prefix: prefix, m: newMetrics(o.Registerer)}
 }
 
@@ -160,4 +157,12 @@ func splitValue(v string) (token string, fence int64, err error) {
 		return "", 0, fmt.Errorf("malformed lock value: bad fence %q", f)
 	}
 	return token, fence, nil
+}
+
+// lastOptions returns the last Options given, or the zero value.
+func lastOptions(opts []Options) Options {
+	if len(opts) == 0 {
+		return Options{}
+	}
+	return opts[len(opts)-1]
 }

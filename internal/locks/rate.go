@@ -57,10 +57,7 @@ type RateLimiter struct {
 // or '}'). Pass at most one Options; several limiters (and Slots) may share
 // one Registerer.
 func NewRateLimiter(rdb redis.Cmdable, prefix string, opts ...Options) *RateLimiter {
-	var o Options
-	if len(opts) > 0 {
-		o = opts[len(opts)-1]
-	}
+	o := lastOptions(opts)
 	return &RateLimiter{rdb: rdb, prefix: prefix, m: newRateMetrics(o.Registerer)}
 }
 

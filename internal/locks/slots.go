@@ -27,10 +27,7 @@ type Slots struct {
 // NewSlots returns Slots on rdb with keys under prefix (no '{' or '}'). Pass
 // at most one Options; Slots and RateLimiters may share one Registerer.
 func NewSlots(rdb redis.Cmdable, prefix string, opts ...Options) *Slots {
-	var o Options
-	if len(opts) > 0 {
-		o = opts[len(opts)-1]
-	}
+	o := lastOptions(opts)
 	return &Slots{rdb: rdb, prefix: prefix, m: newSlotsMetrics(o.Registerer)}
 }
 

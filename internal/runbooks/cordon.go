@@ -18,15 +18,23 @@ const conflictRetries = 3
 
 func ptr(s string) *string { return &s }
 
+// onConflictRetry runs a read-decide-write step again (from the read)
+// when its write lost an optimistic-concurrency race.
+func onConflictRetry(once StepFunc) StepFunc {
+	return func(ctx context.Context, x *Exec) (Outcome, string, error) {
+		for attempt := 0; ; attempt++ {
+			o, d, err := once(ctx, x)
+			if errors.Is(err, ErrConflict) && attempt < conflictRetries {
+				continue
+			}
+			return o, d, err
+		}
+	}
+}
+
 // Cordon marks the node unschedulable and records ownership.
 func Cordon(ctx context.Context, x *Exec) (Outcome, string, error) {
-	for attempt := 0; ; attempt++ {
-		o, d, err := cordonOnce(ctx, x)
-		if errors.Is(err, ErrConflict) && attempt < conflictRetries {
-			continue
-		}
-		return o, d, err
-	}
+	return onConflictRetry(cordonOnce)(ctx, x)
 }
 
 func cordonOnce(ctx context.Context, x *Exec) (Outcome, string, error) {
@@ -67,13 +75,7 @@ func cordonOnce(ctx context.Context, x *Exec) (Outcome, string, error) {
 
 // Uncordon undoes a cordon node-healer owns; an operator's cordon stays.
 func Uncordon(ctx context.Context, x *Exec) (Outcome, string, error) {
-	for attempt := 0; ; attempt++ {
-		o, d, err := uncordonOnce(ctx, x)
-		if errors.Is(err, ErrConflict) && attempt < conflictRetries {
-			continue
-		}
-		return o, d, err
-	}
+	return onConflictRetry(uncordonOnce)(ctx, x)
 }
 
 func uncordonOnce(ctx context.Context, x *Exec) (Outcome, string, error) {

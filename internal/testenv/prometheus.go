@@ -2,9 +2,7 @@ package testenv
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -143,21 +141,5 @@ func (p *Prometheus) Alerts(ctx context.Context) ([]Alert, error) {
 }
 
 func (p *Prometheus) get(ctx context.Context, path string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.URL+path, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := p.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("GET %s: %s: %s", path, resp.Status, data)
-	}
-	return json.Unmarshal(data, out)
+	return doJSON(ctx, p.http, http.MethodGet, p.URL, path, nil, out)
 }
