@@ -75,7 +75,8 @@ func TestEnqueueIsIdempotent(t *testing.T) {
 }
 
 func TestClaimAfterIdleAndTouch(t *testing.T) {
-	q, _ := newQueue(t, 300*time.Millisecond)
+	// Generous margins: the test machine may be loaded (sleeps overshoot).
+	q, _ := newQueue(t, time.Second)
 	ctx := context.Background()
 	if _, err := q.Enqueue(ctx, []Job{job("a")}); err != nil {
 		t.Fatal(err)
@@ -89,15 +90,15 @@ func TestClaimAfterIdleAndTouch(t *testing.T) {
 		t.Fatalf("claimed too early")
 	}
 	// The owner touches it: still not claimable after the idle time.
-	time.Sleep(200 * time.Millisecond)
+	time.Sleep(600 * time.Millisecond)
 	if err := q.Touch(ctx, "dead", ds[0].ID); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond)
+	time.Sleep(600 * time.Millisecond)
 	if got, _, _ := q.Read(ctx, "other", 1, 10*time.Millisecond); len(got) != 0 {
 		t.Fatalf("claimed although touched")
 	}
-	time.Sleep(350 * time.Millisecond)
+	time.Sleep(time.Second)
 	got, _, err := q.Read(ctx, "other", 1, 10*time.Millisecond)
 	if err != nil || len(got) != 1 || !got[0].Claimed || got[0].Job.RunID != ds[0].Job.RunID {
 		t.Fatalf("claim after idle: %+v %v", got, err)
