@@ -589,3 +589,77 @@ routes:
 		t.Fatalf("status held %d deferred %d", len(st.Held), len(st.Deferred))
 	}
 }
+
+// TestControlPlaneOneAtATime: alerts on two healthy control-plane nodes at
+// once: the second run waits until the first is done.
+func TestControlPlaneOneAtATime(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	cps := nodeNames("cpx", 3)
+	createNodes(t, cps...)
+	ctx := context.Background()
+	must(t, cluster.EnsureNamespace(ctx, "node-healer"))
+	for _, n := range cps {
+		nd := node(t, n)
+		nd.Labels[LabelControlPlane] = ""
+		if _, err := cluster.Client.CoreV1().Nodes().Update(ctx, nd, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	routes := `
+routes:
+  - name: kubelet
+    matchers: ['alertname="NodeFrequentKubeletRestart"']
+    runbook: restart-kubelet
+    params: {healthy_for: 1s, exec_timeout: 30s}
+`
+	rec, _ := startReceiverWith(t, testenv.NewRedis(t), "safety: {settle: 10ms, max_concurrent_runs: 5, breaker: {max_unhealthy_percent: 100}}\nworkers: {count: 4, claim_after: 2s}", routes, "cpx")
+	var mu sync.Mutex
+	maxCP := 0
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(15 * time.Millisecond):
+			}
+			active := 0
+			for _, h := range rec.status(t).ActiveRuns {
+				if strings.Contains(h, "/cpx-") {
+					active++
+				}
+			}
+			mu.Lock()
+			maxCP = max(maxCP, active)
+			mu.Unlock()
+		}
+	}()
+	_, reply := rec.post(t, manyAlerts("NodeFrequentKubeletRestart", "firing", cps[:2], "cpx"))
+	var runs []*runbooks.Run
+	for _, a := range reply.Alerts {
+		runs = append(runs, rec.waitRunFor(t, a.RunID, 90*time.Second))
+	}
+	close(stop)
+	<-done
+	for _, r := range runs {
+		if r.Status != runbooks.StatusSucceeded {
+			t.Fatalf("%s: %s %s", r.Node, r.Status, r.Error)
+		}
+	}
+	first, second := runs[0], runs[1]
+	if second.Timeline[0].Start.Before(first.Timeline[0].Start) {
+		first, second = second, first
+	}
+	if !second.Timeline[0].Start.After(first.Timeline[len(first.Timeline)-1].End) {
+		t.Fatalf("control-plane runs overlapped: %s started at %s, %s ended at %s", second.Node, second.Timeline[0].Start, first.Node, first.Timeline[len(first.Timeline)-1].End)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if maxCP > 1 {
+		t.Fatalf("%d control-plane runs held slots at once", maxCP)
+	}
+}
