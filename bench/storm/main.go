@@ -20,7 +20,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -29,6 +28,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/node-healer/node-healer/bench/benchenv"
 	"github.com/node-healer/node-healer/internal/bmcsim"
 	"github.com/node-healer/node-healer/internal/testenv"
 )
@@ -97,27 +97,17 @@ routes:
 `, r.URL(0))
 	cfgFile := filepath.Join(dir, "node-healer.yml")
 	_ = os.WriteFile(cfgFile, []byte(cfg), 0o600)
-	port, _ := testenv.FreePort()
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	logf, _ := os.Create(filepath.Join(dir, "receiver.log"))
-	cmd := exec.Command(receiver, "serve", "--config.file="+cfgFile, fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port), "--kubeconfig="+cl.Kubeconfig)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
+	logf, err := os.Create(filepath.Join(dir, "receiver.log"))
+	if err != nil {
 		return err
 	}
-	defer func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() }()
-	for i := 0; ; i++ {
-		if resp, err := http.Get(base + "/-/ready"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if i > 300 {
-			return fmt.Errorf("receiver not ready")
-		}
-		time.Sleep(100 * time.Millisecond)
+	defer logf.Close()
+	rcv, err := benchenv.StartReceiver(receiver, cfgFile, cl.Kubeconfig, logf)
+	if err != nil {
+		return err
 	}
+	defer rcv.Stop()
+	cmd, base := rcv.Cmd, rcv.URL
 	rss0 := vmHWM(cmd.Process.Pid)
 
 	// The burst: alertsN alerts spread over the nodes (10 alert names).

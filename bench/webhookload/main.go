@@ -12,13 +12,13 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/node-healer/node-healer/bench/benchenv"
 	"github.com/node-healer/node-healer/internal/testenv"
 )
 
@@ -60,8 +60,6 @@ func run(vegeta, receiver string, d time.Duration) error {
 		return err
 	}
 	defer cl.Stop()
-	port, _ := testenv.FreePort()
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	_ = os.WriteFile(filepath.Join(dir, "token"), []byte("bench-token"), 0o600)
 	// dry_run: the workers still read, lock and record every run, but the
 	// cluster is not changed, so the nodes stay routable for every alert.
@@ -72,29 +70,15 @@ routes:
 `, r.URL(0))
 	cfgFile := filepath.Join(dir, "node-healer.yml")
 	_ = os.WriteFile(cfgFile, []byte(cfg), 0o600)
-	cmd := exec.Command(receiver, "serve", "--config.file="+cfgFile, "--web.listen-address="+addr, "--kubeconfig="+cl.Kubeconfig, "--log.level=warn")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
+	rcv, err := benchenv.StartReceiver(receiver, cfgFile, cl.Kubeconfig, os.Stderr, "--log.level=warn")
+	if err != nil {
 		return err
 	}
-	defer func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() }()
-	for i := 0; ; i++ {
-		resp, err := http.Get("http://" + addr + "/-/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if i > 300 {
-			return fmt.Errorf("receiver not ready")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	defer rcv.Stop()
 	for _, s := range []scenario{{"1 alert per payload", 2000, 1}, {"100 alerts per payload", 50, 100}} {
 		targets := filepath.Join(dir, "targets.json")
 		n := s.rate * int(d.Seconds())
-		if err := writeTargets(targets, "http://"+addr+"/webhook", s, n); err != nil {
+		if err := writeTargets(targets, rcv.URL+"/webhook", s, n); err != nil {
 			return err
 		}
 		fmt.Printf("\n== %s at %d req/s for %s (%d alerts/s)\n", s.name, s.rate, d, s.rate*s.alerts)
