@@ -150,6 +150,9 @@ type TLS struct {
 type Workers struct {
 	Count      int            `yaml:"count"`
 	ClaimAfter model.Duration `yaml:"claim_after"`
+	// ReconcileInterval: how often a replica looks for half-done work
+	// nothing tracks any more (see internal/reconcile).
+	ReconcileInterval model.Duration `yaml:"reconcile_interval"`
 }
 
 // Locks configures per-node lease locks.
@@ -202,6 +205,7 @@ func (c *Config) setDefaults() {
 		c.Workers.Count = 2
 	}
 	d(&c.Workers.ClaimAfter, time.Minute)
+	d(&c.Workers.ReconcileInterval, 30*time.Second)
 	d(&c.Locks.TTL, 30*time.Second)
 	d(&c.BMC.Timeout, 10*time.Second)
 	sf := &c.Safety
@@ -347,6 +351,9 @@ func (c *Config) validate(known []string) error {
 	}
 	if time.Duration(c.Workers.ClaimAfter) < time.Second {
 		return fmt.Errorf("workers.claim_after: must be at least 1s, got %s", c.Workers.ClaimAfter)
+	}
+	if ri := time.Duration(c.Workers.ReconcileInterval); ri < time.Second || ri > 10*time.Minute {
+		return fmt.Errorf("workers.reconcile_interval: must be between 1s and 10m, got %s", c.Workers.ReconcileInterval)
 	}
 	if time.Duration(c.Locks.TTL) < time.Second {
 		return fmt.Errorf("locks.ttl: must be at least 1s, got %s", c.Locks.TTL)

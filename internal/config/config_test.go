@@ -28,6 +28,7 @@ var rejections = map[string]string{
 	"bad.body-limit.yml":         "webhook.max_body_bytes: must be positive",
 	"bad.workers.yml":            "workers.count: must be between 1 and 256",
 	"bad.claim-after.yml":        "workers.claim_after: must be at least 1s",
+	"bad.reconcile-interval.yml": "workers.reconcile_interval: must be between 1s and 10m",
 	"bad.lock-ttl.yml":           "locks.ttl: must be at least 1s",
 	"bad.no-routes.yml":          "routes: at least one route is required",
 	"bad.route-name.yml":         "routes[0]: name: required",
