@@ -124,7 +124,8 @@ func runServe(ctx context.Context, o serveOptions, logw io.Writer) error {
 	pool := &worker.Pool{
 		Queue: q, Locker: locker, Store: store, Name: replica, Count: cfg.Workers.Count,
 		LockTTL: time.Duration(cfg.Locks.TTL), Log: log, Metrics: m, Gate: gate, Alerts: q,
-		Executor: &runbooks.Executor{Registry: reg, Store: store, Deps: deps, Log: log, Observer: m, Worker: replica, Gate: gate},
+		Executor: &runbooks.Executor{Registry: reg, Store: store, Deps: deps, Log: log, Observer: m, Worker: replica, Gate: gate,
+			AfterStep: failpointAfterStep(log)},
 	}
 
 	e := handlers.New(handlers.Options{

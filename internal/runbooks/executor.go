@@ -25,6 +25,9 @@ type Executor struct {
 	Gate     Gate     // optional: cluster-wide safety before destructive steps
 	Worker   string   // this worker's name, recorded in the timeline
 	Now      func() time.Time
+	// AfterStep, if set, is called after a step's outcome is saved (a step
+	// boundary). Test failpoints only.
+	AfterStep func(run *Run, step string)
 }
 
 // OutcomeInterrupted marks a step that was started by a worker that then
@@ -165,6 +168,9 @@ func (e *Executor) Execute(ctx context.Context, run *Run, fence int64) error {
 		log.Info("step finished", "step", step.Name, "outcome", outcome, "detail", detail, "took", end.Sub(start).Round(time.Millisecond))
 		if err := e.save(ctx, run); err != nil {
 			return err
+		}
+		if e.AfterStep != nil {
+			e.AfterStep(run, step.Name)
 		}
 	}
 	run.Status = StatusSucceeded
