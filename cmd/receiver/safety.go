@@ -86,15 +86,13 @@ func newGate(cfg *config.Config, rdb redis.UniversalClient, nodes safety.NodeLis
 	return g, nil
 }
 
+// routeWindows maps route names to their maintenance windows (decoded and
+// checked by the config package).
 func routeWindows(cfg *config.Config) (map[string][]safety.MaintenanceWindow, error) {
 	out := map[string][]safety.MaintenanceWindow{}
-	for i, r := range cfg.Routes {
-		for j, w := range r.MaintenanceWindows {
-			mw, err := safety.ParseWindow(w.Days, w.Start, w.End, w.TimeZone)
-			if err != nil {
-				return nil, fmt.Errorf("routes[%d].maintenance_windows[%d]: %w", i, j, err)
-			}
-			out[r.Name] = append(out[r.Name], mw)
+	for _, r := range cfg.Routes {
+		if ws := r.Windows(); len(ws) > 0 {
+			out[r.Name] = ws
 		}
 	}
 	return out, nil

@@ -557,8 +557,8 @@ func TestOptOutAndMaintenanceWindow(t *testing.T) {
 	if _, err := cluster.Client.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	// A window that is closed now: one minute, twelve hours away.
-	closed := time.Now().UTC().Add(12 * time.Hour)
+	// A window that is closed now: one minute, about twelve hours away.
+	closed := time.Now().UTC().Add(12 * time.Hour).Hour()
 	routes := fmt.Sprintf(`
 routes:
   - name: cordon
@@ -567,8 +567,8 @@ routes:
   - name: drain-in-window
     matchers: ['alertname="NodeDiskPressure"']
     runbook: drain
-    maintenance_windows: [{start: %q, end: %q}]
-`, closed.Format("15:04"), closed.Add(time.Minute).Format("15:04"))
+    maintenance_windows: [{times: [{start_time: "%02d:00", end_time: "%02d:01"}]}]
+`, closed, closed)
 	rec, _ := startReceiverWith(t, testenv.NewRedis(t), "safety: {settle: 10ms, max_concurrent_runs: 3, breaker: {max_unhealthy_percent: 100}}", routes, "optout")
 	_, reply := rec.post(t, amPayload("NodeKernelDeadlock", "opt-n1", "fp-opt"))
 	optID := reply.Alerts[0].RunID

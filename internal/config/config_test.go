@@ -14,34 +14,42 @@ var runbooks = []string{"cordon", "uncordon"}
 
 // Rejections: one fixture per validation rule, with the message it must give.
 var rejections = map[string]string{
-	"bad.unknown-field.yml":      "field colour not found",
-	"bad.redis-url.yml":          `redis.url: "http://localhost:6379" is not a redis://`,
-	"bad.redis-url-password.yml": "redis.url: do not put a password in the URL",
-	"bad.qps.yml":                "kubernetes.qps: must be positive",
-	"bad.no-auth.yml":            "webhook.auth: configure bearer_token_file or basic_auth",
-	"bad.auth-conflict.yml":      "webhook.auth: allow_unauthenticated cannot be combined",
-	"bad.basic-no-user.yml":      "webhook.auth.basic_auth.username: required",
-	"bad.basic-no-password.yml":  "webhook.auth.basic_auth.password_file: required",
-	"bad.token-missing.yml":      "webhook.auth.bearer_token_file: open",
-	"bad.token-empty.yml":        "webhook.auth.bearer_token_file:",
-	"bad.tls-no-key.yml":         "webhook.tls: cert_file and key_file are both required",
-	"bad.body-limit.yml":         "webhook.max_body_bytes: must be positive",
-	"bad.workers.yml":            "workers.count: must be between 1 and 256",
-	"bad.claim-after.yml":        "workers.claim_after: must be at least 1s",
-	"bad.reconcile-interval.yml": "workers.reconcile_interval: must be between 1s and 10m",
-	"bad.lock-ttl.yml":           "locks.ttl: must be at least 1s",
-	"bad.no-routes.yml":          "routes: at least one route is required",
-	"bad.route-name.yml":         "routes[0]: name: required",
-	"bad.route-dup.yml":          `routes[1].name: "deadlock" is already used by routes[0]`,
-	"bad.matcher.yml":            "routes[0]: matchers[0]:",
-	"bad.no-matchers.yml":        "routes[0]: matchers: at least one matcher is required",
-	"bad.no-runbook.yml":         "routes[0]: runbook: required",
-	"bad.unknown-runbook.yml":    `routes[0]: runbook: unknown runbook "format-disk" (known: cordon, uncordon)`,
-	"bad.node-label.yml":         `routes[0]: node_label: "no-dashes" is not a valid label name`,
-	"bad.duration.yml":           `not a valid duration string: "soon"`,
-	"bad.empty.yml":              "config is empty",
-	"bad.bmc-timeout.yml":        "bmc.timeout: must be at least 100ms",
-	"bad.bmc-inventory.yml":      "bmc.inventory_file: stat",
+	"bad.unknown-field.yml":        "field colour not found",
+	"bad.redis-url.yml":            `redis.url: "http://localhost:6379" is not a redis://`,
+	"bad.redis-url-password.yml":   "redis.url: do not put a password in the URL",
+	"bad.qps.yml":                  "kubernetes.qps: must be positive",
+	"bad.no-auth.yml":              "webhook.auth: configure bearer_token_file or basic_auth",
+	"bad.auth-conflict.yml":        "webhook.auth: allow_unauthenticated cannot be combined",
+	"bad.basic-no-user.yml":        "webhook.auth.basic_auth.username: required",
+	"bad.basic-no-password.yml":    "webhook.auth.basic_auth.password_file: required",
+	"bad.token-missing.yml":        "webhook.auth.bearer_token_file: open",
+	"bad.token-empty.yml":          "webhook.auth.bearer_token_file:",
+	"bad.tls-no-key.yml":           "webhook.tls: cert_file and key_file are both required",
+	"bad.body-limit.yml":           "webhook.max_body_bytes: must be positive",
+	"bad.workers.yml":              "workers.count: must be between 1 and 256",
+	"bad.claim-after.yml":          "workers.claim_after: must be at least 1s",
+	"bad.reconcile-interval.yml":   "workers.reconcile_interval: must be between 1s and 10m",
+	"bad.lock-ttl.yml":             "locks.ttl: must be at least 1s",
+	"bad.no-routes.yml":            "routes: at least one route is required",
+	"bad.route-name.yml":           "routes[0]: name: required",
+	"bad.route-dup.yml":            `routes[1].name: "deadlock" is already used by routes[0]`,
+	"bad.matcher.yml":              "routes[0]: matchers[0]:",
+	"bad.no-matchers.yml":          "routes[0]: matchers: at least one matcher is required",
+	"bad.no-runbook.yml":           "routes[0]: runbook: required",
+	"bad.unknown-runbook.yml":      `routes[0]: runbook: unknown runbook "format-disk" (known: cordon, uncordon)`,
+	"bad.node-label.yml":           `routes[0]: node_label: "no-dashes" is not a valid label name`,
+	"bad.duration.yml":             `not a valid duration string: "soon"`,
+	"bad.empty.yml":                "config is empty",
+	"bad.bmc-timeout.yml":          "bmc.timeout: must be at least 100ms",
+	"bad.bmc-inventory.yml":        "bmc.inventory_file: stat",
+	"bad.window-old-syntax.yml":    "routes[0]: maintenance_windows[0]: field days: windows are Alertmanager time intervals now",
+	"bad.window-unknown-field.yml": "routes[0]: maintenance_windows[1]: field weekday not found",
+	"bad.window-time.yml":          "routes[0]: maintenance_windows[1]: times[0]: start time cannot be equal or greater than end time (a range cannot wrap midnight",
+	"bad.window-time-field.yml":    "routes[0]: maintenance_windows[1]: times[0]: field start not found (want start_time, end_time)",
+	"bad.window-weekday.yml":       `routes[0]: maintenance_windows[1]: weekdays[0]: "funday": funday is not a valid weekday`,
+	"bad.window-month.yml":         `routes[0]: maintenance_windows[1]: months[0]: "march:january": end month january is before start month march`,
+	"bad.window-location.yml":      "routes[0]: maintenance_windows[1]: location: unknown time zone Mars/Olympus",
+	"bad.window-empty.yml":         "routes[0]: maintenance_windows[1]: empty: a window without times",
 }
 
 func TestRejections(t *testing.T) {
@@ -134,6 +142,49 @@ routes:
 		n, ok := r.Node(tc.labels)
 		if n != tc.node || ok != tc.hasNode {
 			t.Errorf("%v: node %q,%v want %q,%v", tc.labels, n, ok, tc.node, tc.hasNode)
+		}
+	}
+}
+
+func TestMaintenanceWindows(t *testing.T) {
+	data := `
+webhook: {auth: {allow_unauthenticated: true}}
+routes:
+  - name: reboot
+    matchers: ['alertname="NodeKernelDeadlock"']
+    runbook: cordon
+    maintenance_windows:
+      - times: [{start_time: "22:00", end_time: "24:00"}]
+        weekdays: [saturday]
+        location: Europe/Berlin
+      - {days_of_month: ["1:7", "-1"], months: ["january:march"], years: ["2026:2027"]}
+  - name: any-time
+    matchers: ['alertname="NodeOOM"']
+    runbook: cordon
+`
+	c, err := Parse([]byte(data), ".", runbooks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := c.Routes[0].Windows()
+	if len(ws) != 2 || len(c.Routes[1].Windows()) != 0 {
+		t.Fatalf("windows %+v, %+v", ws, c.Routes[1].Windows())
+	}
+	berlin, _ := time.LoadLocation("Europe/Berlin")
+	for _, tc := range []struct {
+		w    int
+		at   time.Time
+		want bool
+	}{
+		{0, time.Date(2026, 11, 28, 22, 30, 0, 0, berlin), true},  // Saturday
+		{0, time.Date(2026, 11, 28, 21, 59, 0, 0, berlin), false}, //
+		{0, time.Date(2026, 11, 29, 22, 30, 0, 0, berlin), false}, // Sunday
+		{1, time.Date(2027, 2, 28, 12, 0, 0, 0, time.UTC), true},  // last day of February
+		{1, time.Date(2027, 2, 8, 12, 0, 0, 0, time.UTC), false},
+		{1, time.Date(2028, 1, 1, 12, 0, 0, 0, time.UTC), false},
+	} {
+		if got := ws[tc.w].ContainsTime(tc.at); got != tc.want {
+			t.Errorf("window %d at %s: %v, want %v", tc.w, tc.at, got, tc.want)
 		}
 	}
 }

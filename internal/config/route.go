@@ -8,7 +8,9 @@ import (
 	"strings"
 
 	"github.com/prometheus/alertmanager/pkg/labels"
+	"github.com/prometheus/alertmanager/timeinterval"
 	"github.com/prometheus/common/model"
+	"gopkg.in/yaml.v3"
 )
 
 // Route maps alerts to a runbook. Routes are tried in order; the first
@@ -25,18 +27,12 @@ type Route struct {
 	DryRun    bool              `yaml:"dry_run"`
 	Params    map[string]string `yaml:"params"`
 	// MaintenanceWindows, when set, are the only times destructive steps
-	// may run for this route.
-	MaintenanceWindows []Window `yaml:"maintenance_windows"`
+	// may run for this route. Each is an Alertmanager time interval (see
+	// window.go), decoded and checked by compile; read them with Windows.
+	MaintenanceWindows []yaml.Node `yaml:"maintenance_windows"`
 
 	matchers labels.Matchers
-}
-
-// Window is a weekly maintenance window.
-type Window struct {
-	Days     []string `yaml:"days"`  // mon … sun; empty: every day
-	Start    string   `yaml:"start"` // HH:MM
-	End      string   `yaml:"end"`   // HH:MM; before start: wraps midnight
-	TimeZone string   `yaml:"time_zone"`
+	windows  []timeinterval.TimeInterval
 }
 
 func (r *Route) compile(known []string) error {
@@ -63,8 +59,19 @@ func (r *Route) compile(known []string) error {
 	if !model.LabelName(r.NodeLabel).IsValidLegacy() {
 		return fmt.Errorf("node_label: %q is not a valid label name", r.NodeLabel)
 	}
+	r.windows = r.windows[:0]
+	for i := range r.MaintenanceWindows {
+		w, err := decodeWindow(&r.MaintenanceWindows[i])
+		if err != nil {
+			return fmt.Errorf("maintenance_windows[%d]: %w", i, err)
+		}
+		r.windows = append(r.windows, w)
+	}
 	return nil
 }
+
+// Windows returns the route's maintenance windows (none: any time).
+func (r *Route) Windows() []timeinterval.TimeInterval { return r.windows }
 
 // Matches reports whether every matcher matches the label set.
 func (r *Route) Matches(lset map[string]string) bool {

@@ -1,92 +1,80 @@
 package safety
 
 import (
-	"fmt"
-	"slices"
-	"strings"
 	"time"
+
+	"github.com/prometheus/alertmanager/timeinterval"
 )
 
-// MaintenanceWindow is a weekly window in a time zone when destructive
-// steps may run. End before Start wraps past midnight.
-type MaintenanceWindow struct {
-	Days  []time.Weekday // empty: every day
-	Start time.Duration  // since midnight
-	End   time.Duration
-	Loc   *time.Location
-}
+// MaintenanceWindow is an Alertmanager time interval (the entries of
+// Alertmanager's time_intervals: times, weekdays, days_of_month, months,
+// years, location) during which destructive steps may run. Times are wall
+// clock in the window's location, UTC when it has none; a time range
+// cannot wrap midnight (write two windows, or end at "24:00").
+type MaintenanceWindow = timeinterval.TimeInterval
 
-// ParseWindow builds a window from config strings: days like "mon",
-// times "22:00", a time zone name ("" = UTC).
-func ParseWindow(days []string, start, end, tz string) (MaintenanceWindow, error) {
-	w := MaintenanceWindow{Loc: time.UTC}
-	if tz != "" {
-		loc, err := time.LoadLocation(tz)
-		if err != nil {
-			return w, fmt.Errorf("time_zone %q: %w", tz, err)
-		}
-		w.Loc = loc
-	}
-	names := []string{"sun", "mon", "tue", "wed", "thu", "fri", "sat"}
-	for _, d := range days {
-		i := slices.Index(names, strings.ToLower(d)[:min(3, len(d))])
-		if i < 0 {
-			return w, fmt.Errorf("day %q: want mon, tue, … sun", d)
-		}
-		w.Days = append(w.Days, time.Weekday(i))
-	}
-	var err error
-	if w.Start, err = clock(start); err != nil {
-		return w, fmt.Errorf("start: %w", err)
-	}
-	if w.End, err = clock(end); err != nil {
-		return w, fmt.Errorf("end: %w", err)
-	}
-	if w.Start == w.End {
-		return w, fmt.Errorf("start and end are both %s", start)
-	}
-	return w, nil
-}
-
-func clock(s string) (time.Duration, error) {
-	t, err := time.Parse("15:04", s)
-	if err != nil {
-		return 0, fmt.Errorf("%q is not HH:MM", s)
-	}
-	return time.Duration(t.Hour())*time.Hour + time.Duration(t.Minute())*time.Minute, nil
-}
-
-// contains reports whether t is inside the window.
-func (w MaintenanceWindow) contains(t time.Time) bool {
-	t = t.In(w.Loc)
-	midnight := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, w.Loc)
-	tod := t.Sub(midnight)
-	day := t.Weekday()
-	dayOK := func(d time.Weekday) bool { return len(w.Days) == 0 || slices.Contains(w.Days, d) }
-	if w.Start < w.End {
-		return dayOK(day) && tod >= w.Start && tod < w.End
-	}
-	// Wraps midnight: the evening part belongs to today, the morning part
-	// to the window that started yesterday.
-	return (dayOK(day) && tod >= w.Start) || (dayOK((day+6)%7) && tod < w.End)
-}
+// horizon bounds the search for the next opening: a window that does not
+// open within it (e.g. years in the past) reports no next time.
+const horizon = 2 * 366 * 24 * time.Hour
 
 // Open reports whether t is inside any window, and otherwise when the
-// next one opens (searched minute by minute over a week).
+// next one opens (to the minute). If none opens within two years, next is
+// a day after t, so that the caller looks again then.
 func Open(ws []MaintenanceWindow, t time.Time) (bool, time.Time) {
 	for _, w := range ws {
-		if w.contains(t) {
+		if contains(w, t) {
 			return true, time.Time{}
 		}
 	}
-	next := t.Truncate(time.Minute)
-	for i := 0; i < 8*24*60; i++ {
-		next = next.Add(time.Minute)
-		for _, w := range ws {
-			if w.contains(next) {
-				return false, next
-			}
+	var next time.Time
+	for _, w := range ws {
+		if n, ok := nextOpen(w, t, t.Add(horizon)); ok && (next.IsZero() || n.Before(next)) {
+			next = n
 		}
 	}
-	return false, t.Add(24 * time.Hour)
+	if next.IsZero() {
+		return false, t.Add(24 * time.Hour)
+	}
+	return false, next
+}
+
+// contains is w.ContainsTime with Alertmanager's documented default
+// location, UTC, instead of t's own.
+func contains(w MaintenanceWindow, t time.Time) bool {
+	if w.Location == nil {
+		t = t.UTC()
+	}
+	return w.ContainsTime(t)
+}
+
+// nextOpen finds the first minute after t, before limit, inside w. It
+// walks w's local days, skipping days the window's date fields rule out,
+// and steps minute by minute through the others: a window opens on a
+// minute boundary, and stepping real minutes sees every wall-clock minute
+// a daylight-saving change leaves (a 02:30 start on a day that skips
+// 02:00–03:00 opens at 03:00).
+func nextOpen(w MaintenanceWindow, t, limit time.Time) (time.Time, bool) {
+	loc := time.UTC
+	if w.Location != nil {
+		loc = w.Location.Location
+	}
+	day := w
+	day.Times = nil // the date fields only
+	cur := t.Truncate(time.Minute).Add(time.Minute)
+	for cur.Before(limit) {
+		l := cur.In(loc)
+		end := time.Date(l.Year(), l.Month(), l.Day()+1, 0, 0, 0, 0, loc)
+		if !end.After(cur) { // a zone whose clocks go back at midnight
+			end = cur.Add(time.Hour)
+		}
+		if day.ContainsTime(time.Date(l.Year(), l.Month(), l.Day(), 12, 0, 0, 0, loc)) {
+			for m := cur; m.Before(end); m = m.Add(time.Minute) {
+				if contains(w, m) {
+					return m, true
+				}
+			}
+		}
+		cur = end
+	}
+	return time.Time{}, false
 }

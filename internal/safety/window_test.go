@@ -4,52 +4,96 @@ import (
 	"testing"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/node-healer/node-healer/internal/runbooks"
 )
 
+// window decodes a maintenance window as the config file writes it.
+func window(t *testing.T, y string) MaintenanceWindow {
+	t.Helper()
+	var w MaintenanceWindow
+	if err := yaml.Unmarshal([]byte(y), &w); err != nil {
+		t.Fatalf("%s: %v", y, err)
+	}
+	return w
+}
+
 func TestMaintenanceWindows(t *testing.T) {
-	weekday, err := ParseWindow([]string{"mon", "tue", "wed", "thu", "fri"}, "09:00", "17:00", "Europe/Berlin")
-	if err != nil {
-		t.Fatal(err)
+	weekday := window(t, `{weekdays: ["monday:friday"], times: [{start_time: "09:00", end_time: "17:00"}], location: Europe/Berlin}`)
+	// Saturday 22:00 to Sunday 04:00 UTC: a time range cannot wrap midnight.
+	night := []MaintenanceWindow{
+		window(t, `{weekdays: [saturday], times: [{start_time: "22:00", end_time: "24:00"}]}`),
+		window(t, `{weekdays: [sunday], times: [{start_time: "00:00", end_time: "04:00"}]}`),
 	}
-	night, err := ParseWindow([]string{"sat"}, "22:00", "04:00", "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	december := window(t, `{months: [december], days_of_month: ["24:26"], location: Europe/Berlin}`)
 	berlin, _ := time.LoadLocation("Europe/Berlin")
+	cases := []struct {
+		ws   []MaintenanceWindow
+		at   time.Time
+		open bool
+		next time.Time
+	}{
+		// Thursday 2026-11-26 10:00 Berlin: open.
+		{[]MaintenanceWindow{weekday}, time.Date(2026, 11, 26, 10, 0, 0, 0, berlin), true, time.Time{}},
+		// 08:00 UTC is 09:00 Berlin (CET): open; 07:59 UTC is not, next 08:00 UTC.
+		{[]MaintenanceWindow{weekday}, time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC), true, time.Time{}},
+		{[]MaintenanceWindow{weekday}, time.Date(2026, 11, 26, 7, 59, 30, 0, time.UTC), false, time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)},
+		// Saturday 10:00 Berlin: closed until Monday 09:00.
+		{[]MaintenanceWindow{weekday}, time.Date(2026, 11, 28, 10, 0, 0, 0, berlin), false, time.Date(2026, 11, 30, 9, 0, 0, 0, berlin)},
+		// Across midnight: Saturday 23:00 and Sunday 03:00 open, Sunday 05:00 closed.
+		{night, time.Date(2026, 11, 28, 23, 0, 0, 0, time.UTC), true, time.Time{}},
+		{night, time.Date(2026, 11, 29, 3, 0, 0, 0, time.UTC), true, time.Time{}},
+		{night, time.Date(2026, 11, 29, 5, 0, 0, 0, time.UTC), false, time.Date(2026, 12, 5, 22, 0, 0, 0, time.UTC)},
+		// Friday 03:00 is not in the night window (that starts Saturday 22:00).
+		{night, time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC), false, time.Date(2026, 11, 28, 22, 0, 0, 0, time.UTC)},
+		// No location: UTC, whatever t's zone (Saturday 23:30 Berlin is 22:30 UTC).
+		{night, time.Date(2026, 11, 28, 23, 30, 0, 0, berlin), true, time.Time{}},
+		// Date fields: a month away.
+		{[]MaintenanceWindow{december}, time.Date(2026, 11, 26, 10, 0, 0, 0, berlin), false, time.Date(2026, 12, 24, 0, 0, 0, 0, berlin)},
+		// Never again: look again in a day.
+		{[]MaintenanceWindow{window(t, `{years: ["2020"]}`)}, time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC), false, time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)},
+	}
+	for i, tc := range cases {
+		open, next := Open(tc.ws, tc.at)
+		if open != tc.open || !next.Equal(tc.next) {
+			t.Errorf("case %d (%s): open %v next %s; want %v %s", i, tc.at, open, next, tc.open, tc.next)
+		}
+	}
+}
+
+// TestMaintenanceWindowsDST: windows are wall-clock times on the days the
+// clocks change, not time elapsed since midnight.
+func TestMaintenanceWindowsDST(t *testing.T) {
+	ny, _ := time.LoadLocation("America/New_York")
+	berlin, _ := time.LoadLocation("Europe/Berlin")
+	early := window(t, `{times: [{start_time: "04:00", end_time: "05:00"}], location: America/New_York}`)
+	skipped := window(t, `{times: [{start_time: "02:30", end_time: "03:30"}], location: Europe/Berlin}`)
 	cases := []struct {
 		w    MaintenanceWindow
 		at   time.Time
 		open bool
 		next time.Time
 	}{
-		// Thursday 2026-11-26 10:00 Berlin: open.
-		{weekday, time.Date(2026, 11, 26, 10, 0, 0, 0, berlin), true, time.Time{}},
-		// 08:00 UTC is 09:00 Berlin (CET): open; 07:59 UTC is not, next 08:00 UTC.
-		{weekday, time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC), true, time.Time{}},
-		{weekday, time.Date(2026, 11, 26, 7, 59, 0, 0, time.UTC), false, time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)},
-		// Saturday 10:00 Berlin: closed until Monday 09:00.
-		{weekday, time.Date(2026, 11, 28, 10, 0, 0, 0, berlin), false, time.Date(2026, 11, 30, 9, 0, 0, 0, berlin)},
-		// Wrapping midnight: Saturday 23:00 and Sunday 03:00 open, Sunday 05:00 closed.
-		{night, time.Date(2026, 11, 28, 23, 0, 0, 0, time.UTC), true, time.Time{}},
-		{night, time.Date(2026, 11, 29, 3, 0, 0, 0, time.UTC), true, time.Time{}},
-		{night, time.Date(2026, 11, 29, 5, 0, 0, 0, time.UTC), false, time.Date(2026, 12, 5, 22, 0, 0, 0, time.UTC)},
-		// Friday 03:00 is not in Saturday's night window (that starts Saturday 22:00).
-		{night, time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC), false, time.Date(2026, 11, 28, 22, 0, 0, 0, time.UTC)},
+		// 2026-03-08, New York springs forward 02:00 -> 03:00: 04:00 local
+		// is only three hours after midnight.
+		{early, time.Date(2026, 3, 8, 4, 30, 0, 0, ny), true, time.Time{}},
+		{early, time.Date(2026, 3, 8, 5, 30, 0, 0, ny), false, time.Date(2026, 3, 9, 4, 0, 0, 0, ny)},
+		{early, time.Date(2026, 3, 8, 0, 0, 0, 0, ny), false, time.Date(2026, 3, 8, 4, 0, 0, 0, ny)},
+		// 2026-11-01, New York falls back 02:00 -> 01:00: 04:00 local is
+		// five hours after midnight.
+		{early, time.Date(2026, 11, 1, 3, 30, 0, 0, ny), false, time.Date(2026, 11, 1, 4, 0, 0, 0, ny)},
+		{early, time.Date(2026, 11, 1, 4, 30, 0, 0, ny), true, time.Time{}},
+		// 2026-03-29, Berlin skips 02:00-03:00: the window's 02:30 does not
+		// happen; the rest of it, 03:00-03:30 CEST, does.
+		{skipped, time.Date(2026, 3, 29, 0, 0, 0, 0, berlin), false, time.Date(2026, 3, 29, 3, 0, 0, 0, berlin)},
+		{skipped, time.Date(2026, 3, 29, 3, 15, 0, 0, berlin), true, time.Time{}},
+		{skipped, time.Date(2026, 3, 29, 3, 30, 0, 0, berlin), false, time.Date(2026, 3, 30, 2, 30, 0, 0, berlin)},
 	}
 	for i, tc := range cases {
 		open, next := Open([]MaintenanceWindow{tc.w}, tc.at)
 		if open != tc.open || !next.Equal(tc.next) {
-			t.Errorf("case %d (%s): open %v next %s; want %v %s", i, tc.at, open, next, tc.open, tc.next)
-		}
-	}
-	for _, bad := range [][4]string{{"funday", "09:00", "17:00", ""}, {"", "9am", "17:00", ""}, {"", "09:00", "09:00", ""}, {"", "09:00", "17:00", "Mars/Olympus"}} {
-		var days []string
-		if bad[0] != "" {
-			days = []string{bad[0]}
-		}
-		if _, err := ParseWindow(days, bad[1], bad[2], bad[3]); err == nil {
-			t.Errorf("accepted %v", bad)
+			t.Errorf("case %d (%s): open %v next %s; want %v %s", i, tc.at, open, next.In(tc.at.Location()), tc.open, tc.next)
 		}
 	}
 }
