@@ -63,6 +63,7 @@ func (p *Pool) Run(ctx context.Context) error {
 	if p.Metrics != nil {
 		wg.Go(func() { p.observeBacklog(ctx) })
 	}
+	wg.Go(func() { p.pruneConsumers(ctx) })
 	wg.Wait()
 	return nil
 }
@@ -312,5 +313,37 @@ func sleep(ctx context.Context, d time.Duration) {
 	select {
 	case <-ctx.Done():
 	case <-t.C:
+	}
+}
+
+// Consumers are named after pods (<pod>-<i>); those of replicas that are
+// gone are deleted once idle this long with nothing pending. A live worker
+// reads every Block, or holds a pending entry while it runs.
+const (
+	consumerIdle = time.Hour
+	pruneEvery   = 10 * time.Minute
+)
+
+// pruneConsumers deletes the stream consumers of gone replicas, at start
+// and every pruneEvery (queue.PruneConsumers: never one with pending
+// entries). Every replica does it; a pass finds nothing left to delete
+// after another.
+func (p *Pool) pruneConsumers(ctx context.Context) {
+	t := time.NewTicker(pruneEvery)
+	defer t.Stop()
+	for {
+		deleted, err := p.Queue.PruneConsumers(ctx, consumerIdle)
+		if err != nil && ctx.Err() == nil {
+			p.redisError("read", err)
+			p.Log.Warn("cannot delete idle stream consumers; retrying later", "err", err, "retry_in", pruneEvery)
+		}
+		if len(deleted) > 0 {
+			p.Log.Info("deleted stream consumers of gone replicas (idle, nothing pending)", "consumers", deleted, "idle_over", consumerIdle)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
 }
