@@ -5,33 +5,49 @@
 package kube
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
 
-// Config builds a rest.Config: an explicit kubeconfig path, else
-// $KUBECONFIG, else in-cluster, else ~/.kube/config.
+// Config builds a rest.Config the way kubectl finds one: kubeconfig is
+// the --kubeconfig value, else $KUBECONFIG is read, else the in-cluster
+// config, else ~/.kube/config. One path must name a readable file
+// (kubectl's --kubeconfig); a path list ("a:b", as $KUBECONFIG is written
+// and as main passes it when only the variable is set) is merged with
+// client-go's loading rules, exactly like kubectl merges $KUBECONFIG: the
+// first file to set a value wins, so current-context may come from one
+// file and the cluster and user it names from another.
 func Config(kubeconfig string, qps float32, burst int) (*rest.Config, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules() // $KUBECONFIG, else ~/.kube/config
+	var paths []string
+	for _, p := range filepath.SplitList(kubeconfig) {
+		if p != "" {
+			paths = append(paths, p)
+		}
+	}
 	var (
 		cfg *rest.Config
 		err error
 	)
 	switch {
-	case kubeconfig != "":
-		cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
-	case os.Getenv("KUBECONFIG") != "":
-		cfg, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
-			clientcmd.NewDefaultClientConfigLoadingRules(), &clientcmd.ConfigOverrides{}).ClientConfig()
-	default:
+	case len(paths) == 1:
+		rules.ExplicitPath = paths[0]
+	case len(paths) > 1:
+		rules.Precedence = paths
+	case os.Getenv(clientcmd.RecommendedConfigPathEnvVar) == "":
 		cfg, err = rest.InClusterConfig()
-		if err == rest.ErrNotInCluster {
-			cfg, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
-				clientcmd.NewDefaultClientConfigLoadingRules(), &clientcmd.ConfigOverrides{}).ClientConfig()
+		if errors.Is(err, rest.ErrNotInCluster) {
+			cfg, err = nil, nil
 		}
+	}
+	if cfg == nil && err == nil {
+		cfg, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client config (set --kubeconfig or KUBECONFIG, or run in a cluster): %w", err)
