@@ -91,10 +91,6 @@ func (w *webhookHandler) handle(c echo.Context) error {
 			continue
 		}
 		res.Node = node
-		if firing == nil {
-			firing = map[string]string{}
-		}
-		firing[a.Fingerprint] = node
 		if w.o.Nodes != nil {
 			exists, err := w.o.Nodes.NodeExists(ctx, node)
 			if err != nil {
@@ -106,6 +102,11 @@ func (w *webhookHandler) handle(c echo.Context) error {
 				continue
 			}
 		}
+		// Only alerts for nodes of this cluster count toward the breaker.
+		if firing == nil {
+			firing = map[string]string{}
+		}
+		firing[a.Fingerprint] = node
 		res.RunID = runbooks.RunID(a.Fingerprint, a.StartsAt)
 		reqs = append(reqs, runbooks.Request{
 			RunID: res.RunID, Fingerprint: a.Fingerprint, StartsAt: a.StartsAt, Node: node,

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -39,6 +40,7 @@ type fakeIntake struct {
 	seen     map[string]bool
 	reqs     []runbooks.Request
 	resolved []string
+	firing   map[string]string
 	err      error
 }
 
@@ -80,6 +82,10 @@ func (f *fakeIntake) RecordFiring(_ context.Context, firing map[string]string) e
 	if len(firing) > 0 && f.err != nil {
 		return f.err
 	}
+	if f.firing == nil {
+		f.firing = map[string]string{}
+	}
+	maps.Copy(f.firing, firing)
 	return nil
 }
 
@@ -194,6 +200,11 @@ func TestWebhookDecisions(t *testing.T) {
 	}
 	if len(in.resolved) != 1 || in.resolved[0] != "b" {
 		t.Errorf("resolved recorded: %v", in.resolved)
+	}
+	// Only alerts for nodes of this cluster count toward the breaker: the
+	// alert for "ghost" (not a node) is not recorded as firing.
+	if len(in.firing) != 1 || in.firing["a"] != "n1" {
+		t.Errorf("firing recorded for the breaker: %v, want only a → n1", in.firing)
 	}
 	if v := testutil.ToFloat64(m.Alerts.WithLabelValues("unknown_node")); v != 1 {
 		t.Errorf("alerts_total{outcome=unknown_node} = %v", v)
