@@ -100,7 +100,7 @@ func runServe(ctx context.Context, o serveOptions, logw io.Writer) error {
 
 	prefix := cfg.Redis.KeyPrefix
 	q := queue.New(rdb, queue.Options{Prefix: prefix, DedupeTTL: time.Duration(cfg.Redis.DedupeTTL), ClaimAfter: time.Duration(cfg.Workers.ClaimAfter)})
-	store := runstore.New(rdb, prefix, time.Duration(cfg.Redis.RunTTL))
+	store := runstore.New(rdb, prefix, time.Duration(cfg.Redis.RunTTL), runstore.Options{Log: log, Registerer: promReg})
 	locker := locks.New(rdb, prefix, locks.Options{Registerer: promReg})
 	nodes := &kube.Nodes{Client: client, Instance: replica}
 	power, closePower, err := newPower(cfg, client, promReg, log)
@@ -182,6 +182,7 @@ func runServe(ctx context.Context, o serveOptions, logw io.Writer) error {
 			log.Warn("node cache not synced after 30s: the API server is unreachable or RBAC denies listing nodes; alerts are accepted unverified and runs wait")
 		}
 		go watchSafety(ctx, gate, store, m, log)
+		go gate.KeepSlotsLoop(ctx, store)
 		if err := pool.Run(ctx); err != nil {
 			errc <- fmt.Errorf("workers: %w", err)
 			cancel()

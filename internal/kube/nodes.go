@@ -42,8 +42,18 @@ func (k *Nodes) GetNode(ctx context.Context, name string) (*runbooks.Node, error
 
 // SetUnschedulable patches spec.unschedulable and annotations with a
 // resourceVersion precondition: a node changed since it was read gives
-// runbooks.ErrConflict.
+// runbooks.ErrConflict. When ctx carries a fence (runbooks.WithFence) the
+// node is read at that resourceVersion first: a higher fence on the node
+// refuses the write (runbooks.ErrStaleFence), otherwise the writer's fence
+// is recorded with the change.
 func (k *Nodes) SetUnschedulable(ctx context.Context, name, rv string, unschedulable bool, annotations map[string]*string) error {
+	fence, err := k.fenceAt(ctx, name, rv)
+	if err != nil {
+		return err
+	}
+	if fence != "" {
+		annotations = withAnnotation(annotations, runbooks.AnnotationFence, fence)
+	}
 	meta := map[string]any{"resourceVersion": rv}
 	if len(annotations) > 0 {
 		meta["annotations"] = annotations
@@ -53,15 +63,46 @@ func (k *Nodes) SetUnschedulable(ctx context.Context, name, rv string, unschedul
 		return err
 	}
 	_, err = k.Client.CoreV1().Nodes().Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "node-healer"})
+	return patchErr(err, name, "patch")
+}
+
+// fenceAt checks ctx's fence against the node at resourceVersion rv and
+// returns the annotation value to write ("" without a fence in ctx).
+func (k *Nodes) fenceAt(ctx context.Context, name, rv string) (string, error) {
+	if _, ok := runbooks.FenceOf(ctx); !ok {
+		return "", nil
+	}
+	n, err := k.Client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	if err = patchErr(err, name, "get"); err != nil {
+		return "", err
+	}
+	if rv != "" && n.ResourceVersion != rv {
+		return "", fmt.Errorf("%w: node %s", runbooks.ErrConflict, name)
+	}
+	return runbooks.CheckNodeFence(ctx, name, n.Annotations)
+}
+
+func withAnnotation(m map[string]*string, k, v string) map[string]*string {
+	out := make(map[string]*string, len(m)+1)
+	for key, val := range m {
+		out[key] = val
+	}
+	out[k] = &v
+	return out
+}
+
+// patchErr maps a node write's error to the runbooks sentinels.
+func patchErr(err error, name, what string) error {
 	switch {
+	case err == nil:
+		return nil
 	case apierrors.IsConflict(err):
 		return fmt.Errorf("%w: node %s", runbooks.ErrConflict, name)
 	case apierrors.IsNotFound(err):
 		return fmt.Errorf("%w: %s", runbooks.ErrNodeNotFound, name)
-	case err != nil:
-		return fmt.Errorf("patch node %s: %w", name, classify(err))
+	default:
+		return fmt.Errorf("%s node %s: %w", what, name, classify(err))
 	}
-	return nil
 }
 
 // Event records an Event on the Node.

@@ -60,30 +60,41 @@ func leaseRenewed(l *coordinationv1.Lease) (t time.Time) {
 
 // Annotate merges annotation and label changes (nil deletes).
 func (k *Nodes) Annotate(ctx context.Context, name string, annotations, labels map[string]*string) error {
-	meta := map[string]any{}
-	if len(annotations) > 0 {
-		meta["annotations"] = annotations
+	for attempt := 0; ; attempt++ {
+		meta := map[string]any{}
+		if _, fenced := runbooks.FenceOf(ctx); fenced {
+			// Fenced: check the node's fence and write at the version read.
+			n, err := k.Client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+			if err = patchErr(err, name, "get"); err != nil {
+				return err
+			}
+			fence, err := runbooks.CheckNodeFence(ctx, name, n.Annotations)
+			if err != nil {
+				return err
+			}
+			annotations = withAnnotation(annotations, runbooks.AnnotationFence, fence)
+			meta["resourceVersion"] = n.ResourceVersion
+		}
+		if len(annotations) > 0 {
+			meta["annotations"] = annotations
+		}
+		if len(labels) > 0 {
+			meta["labels"] = labels
+		}
+		patch, err := json.Marshal(map[string]any{"metadata": meta})
+		if err != nil {
+			return err
+		}
+		_, err = k.Client.CoreV1().Nodes().Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "node-healer"})
+		if apierrors.IsConflict(err) && attempt < 5 {
+			continue
+		}
+		return patchErr(err, name, "annotate")
 	}
-	if len(labels) > 0 {
-		meta["labels"] = labels
-	}
-	patch, err := json.Marshal(map[string]any{"metadata": meta})
-	if err != nil {
-		return err
-	}
-	_, err = k.Client.CoreV1().Nodes().Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "node-healer"})
-	if apierrors.IsNotFound(err) {
-		return fmt.Errorf("%w: %s", runbooks.ErrNodeNotFound, name)
-	}
-	if err != nil {
-		return fmt.Errorf("annotate node %s: %w", name, classify(err))
-	}
-	return nil
 }
 
-// SetTaint adds or removes a taint, with optimistic concurrency: the
-// taint list is read and written back with its resourceVersion, retried
-// on conflict.
+// SetTaint adds or removes a taint, at the resourceVersion read; with a
+// fence in ctx it is refused when the node carries a higher one.
 func (k *Nodes) SetTaint(ctx context.Context, name, key, value, effect string, present bool) error {
 	for attempt := 0; ; attempt++ {
 		n, err := k.Client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
@@ -104,12 +115,20 @@ func (k *Nodes) SetTaint(ctx context.Context, name, key, value, effect string, p
 		if found == present {
 			return nil
 		}
+		fence, err := runbooks.CheckNodeFence(ctx, name, n.Annotations)
+		if err != nil {
+			return err
+		}
+		meta := map[string]any{"resourceVersion": n.ResourceVersion}
+		if fence != "" {
+			meta["annotations"] = map[string]string{runbooks.AnnotationFence: fence}
+		}
 		if present {
 			now := metav1.Now()
 			taints = append(taints, corev1.Taint{Key: key, Value: value, Effect: corev1.TaintEffect(effect), TimeAdded: &now})
 		}
 		patch, _ := json.Marshal(map[string]any{
-			"metadata": map[string]any{"resourceVersion": n.ResourceVersion},
+			"metadata": meta,
 			"spec":     map[string]any{"taints": taints},
 		})
 		_, err = k.Client.CoreV1().Nodes().Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "node-healer"})

@@ -114,3 +114,26 @@ func (s *Lease) markLost() {
 // drift is the margin for clock-rate differences between this process and
 // Redis over one TTL (1% + 2ms, as in Redlock).
 func drift(ttl time.Duration) time.Duration { return ttl/100 + 2*time.Millisecond }
+
+// Check returns nil while the lease is ours as far as this process can
+// tell: not known lost and its conservative local deadline not passed.
+// Otherwise the error wraps ErrLeaseLost. It reads no Redis: it is meant
+// to be called immediately before an irreversible action (a BMC reset),
+// after the decision was committed with a fenced write.
+func (s *Lease) Check() error {
+	if s.lost.Load() {
+		return fmt.Errorf("locks: %q (fence %d): %w", s.name, s.fence, ErrLeaseLost)
+	}
+	if _, _, deadline := s.state(); !time.Now().Before(deadline) {
+		s.markLost()
+		return fmt.Errorf("locks: %q (fence %d) past its local deadline %s: %w", s.name, s.fence, deadline.Format(time.RFC3339Nano), ErrLeaseLost)
+	}
+	return nil
+}
+
+// Remaining is how long the lease is valid by the local deadline (≤ 0:
+// expired).
+func (s *Lease) Remaining() time.Duration {
+	_, _, deadline := s.state()
+	return time.Until(deadline)
+}

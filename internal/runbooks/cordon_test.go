@@ -8,7 +8,7 @@ import (
 func runBook(t *testing.T, e *Executor, book, id string, dry bool) *Run {
 	t.Helper()
 	r := NewRun(Request{RunID: id, Runbook: book, Node: "n1", DryRun: dry}, e.now())
-	if err := e.Execute(context.Background(), r, 1); err != nil {
+	if err := e.Execute(context.Background(), r, testLease(1)); err != nil {
 		t.Fatal(err)
 	}
 	if r.Status != StatusSucceeded {
@@ -18,7 +18,7 @@ func runBook(t *testing.T, e *Executor, book, id string, dry bool) *Run {
 }
 
 func TestCordonThenUncordon(t *testing.T) {
-	e, _, nodes := newExec(t, Builtin()...)
+	e, st, nodes := newExec(t, Builtin()...)
 	r := runBook(t, e, "cordon", "run1", false)
 	n := nodes.nodes["n1"]
 	if !n.Unschedulable || n.Annotations[AnnotationCordonedBy] != "run1" || n.Annotations[AnnotationWasUnschedulable] != "false" {
@@ -30,7 +30,8 @@ func TestCordonThenUncordon(t *testing.T) {
 	// Running the cordon step again (a resumed run) changes nothing.
 	w := nodes.writes
 	r.Next, r.Status = 0, StatusRunning
-	if err := e.Execute(context.Background(), r, 2); err != nil {
+	st.put(r)
+	if err := e.Execute(context.Background(), r, testLease(2)); err != nil {
 		t.Fatal(err)
 	}
 	if nodes.writes != w || r.Timeline[len(r.Timeline)-1].Outcome != OutcomeSkipped {

@@ -54,8 +54,9 @@ func (e *Executor) escalate(ctx context.Context, log *slog.Logger, run *Run, ste
 }
 
 // EscalateRun hands a run to a human outside of a step (e.g. the safety
-// gate refused it for good) and saves it.
-func (e *Executor) EscalateRun(ctx context.Context, run *Run, step, reason string) error {
+// gate refused it for good) and saves it, under the run's node lease.
+func (e *Executor) EscalateRun(ctx context.Context, run *Run, lease Lease, step, reason string) error {
+	ctx = WithFence(context.WithValue(ctx, leaseKey{}, lease), lease.Fence())
 	e.escalate(ctx, e.Log.With("run", run.ID, "runbook", run.Runbook, "node", run.Node), run, step, reason)
 	return e.save(ctx, run)
 }

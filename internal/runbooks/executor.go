@@ -44,12 +44,40 @@ type Exec struct {
 	DryRun bool
 	Log    *slog.Logger
 
-	now  func() time.Time
-	save func(ctx context.Context) error
+	now   func() time.Time
+	save  func(ctx context.Context) error
+	lease Lease
+}
+
+// CheckLease returns an error wrapping ErrLeaseLost unless the run's node
+// lease is still held by the local deadline. A step calls it immediately
+// before an irreversible action (a BMC reset), after committing the
+// decision with Checkpoint: only the current lease holder acts.
+func (x *Exec) CheckLease() error {
+	if x.lease == nil {
+		return nil
+	}
+	if err := x.lease.Check(); err != nil {
+		return fmt.Errorf("%w: %w", ErrLeaseLost, err)
+	}
+	return nil
 }
 
 // Now is the executor's clock.
 func (x *Exec) Now() time.Time { return x.now() }
+
+// reset sends a power action through the BMC, but only while the node
+// lease is still ours by its local deadline, checked immediately before the
+// request (the decision was committed with a fenced Checkpoint just
+// before). A lost lease returns ErrLeaseLost and sends nothing; the new
+// holder finds the decision saved and treats the reset as possibly sent
+// (never a second one).
+func (x *Exec) reset(ctx context.Context, kind string) (string, error) {
+	if err := x.CheckLease(); err != nil {
+		return "", err
+	}
+	return x.Power.Reset(ctx, x.Run.Node, kind)
+}
 
 // Checkpoint saves the run now. A step calls it after recording a
 // decision in Run.Prior and before acting on it (sending a reset), so a
@@ -73,12 +101,16 @@ func (e *Executor) now() time.Time {
 
 // Execute runs the remaining steps of run. ctx is the lease context: when
 // it is cancelled the run stops before its next step and stays resumable
-// (status running) for whoever takes the lease next. fence is the lease's
-// fencing number, recorded with every step.
+// (status running) for whoever takes the lease next. lease is the node
+// lease: every save is checked against it first and carries its fence
+// (the store refuses a lower one), node writes carry the fence too
+// (WithFence), and nothing is written once the lease is known lost.
 //
 // It returns nil when the run reached a final status (check run.Status),
 // and an error when the run stopped and must be resumed later.
-func (e *Executor) Execute(ctx context.Context, run *Run, fence int64) error {
+func (e *Executor) Execute(ctx context.Context, run *Run, lease Lease) error {
+	fence := lease.Fence()
+	ctx = WithFence(context.WithValue(ctx, leaseKey{}, lease), fence)
 	log := e.Log.With("run", run.ID, "runbook", run.Runbook, "node", run.Node)
 	if run.Status.Final() {
 		return nil
@@ -122,15 +154,21 @@ func (e *Executor) Execute(ctx context.Context, run *Run, fence int64) error {
 		if err := e.save(ctx, run); err != nil {
 			return err
 		}
-		x := &Exec{Deps: &e.Deps, Run: run, Step: step.Name, Fence: fence, DryRun: run.DryRun,
+		x := &Exec{Deps: &e.Deps, Run: run, Step: step.Name, Fence: fence, DryRun: run.DryRun, lease: lease,
 			Log: log.With("step", step.Name), now: e.now, save: func(ctx context.Context) error { return e.save(ctx, run) }}
 		outcome, detail, err := step.Do(ctx, x)
 		end := e.now()
 		entry := &run.Timeline[len(run.Timeline)-1]
 		entry.End, entry.Detail = end, detail
 		if err != nil {
+			if errors.Is(err, ErrStaleFence) || errors.Is(err, ErrLeaseLost) || errors.Is(err, ErrStaleWrite) {
+				// Another holder took the node over: write nothing more.
+				log.Warn("stopped: the node's lease belongs to a newer holder; nothing more is written by this worker", "step", step.Name, "fence", fence, "err", err)
+				return fmt.Errorf("%w: step %s: %w", ErrLeaseLost, step.Name, err)
+			}
 			if ctx.Err() != nil {
-				// Lost the lease (or shutting down) mid-step: leave it for a resume.
+				// Shutting down (or the lease lapsed) mid-step: record the
+				// interruption if the lease is still ours, for a resume.
 				entry.Outcome = OutcomeInterrupted
 				entry.Detail = err.Error()
 				_ = e.save(context.WithoutCancel(ctx), run)
@@ -186,7 +224,10 @@ func (e *Executor) cancel(ctx context.Context, log *slog.Logger, run *Run, step,
 	if _, cordoned := run.Prior["unschedulable"]; cordoned && e.Deps.Nodes != nil {
 		start := e.now()
 		x := &Exec{Deps: &e.Deps, Run: run, Step: "uncordon", DryRun: run.DryRun, Log: log.With("step", "uncordon"),
-			now: e.now, save: func(ctx context.Context) error { return e.save(ctx, run) }}
+			now: e.now, save: func(ctx context.Context) error { return e.save(ctx, run) }, lease: leaseOf(ctx)}
+		if f, ok := FenceOf(ctx); ok {
+			x.Fence = f
+		}
 		o, d, err := Uncordon(ctx, x)
 		if err != nil {
 			o, d = OutcomeFailed, err.Error()
@@ -215,9 +256,30 @@ func (e *Executor) observeStep(book, step string, o Outcome, d time.Duration) {
 	}
 }
 
+type leaseKey struct{}
+
+func leaseOf(ctx context.Context) Lease {
+	l, _ := ctx.Value(leaseKey{}).(Lease)
+	return l
+}
+
+// save writes the run under the lease in ctx: never once the lease is
+// known lost, and always with its fence (the store refuses a lower one).
+// A refused or unguarded write comes back wrapping ErrLeaseLost.
 func (e *Executor) save(ctx context.Context, run *Run) error {
+	lease := leaseOf(ctx)
+	if lease == nil {
+		return fmt.Errorf("save run %s: %w: no lease held (a run is only written under its node lease)", run.ID, ErrLeaseLost)
+	}
+	if err := lease.Check(); err != nil {
+		return fmt.Errorf("save run %s: %w: %w", run.ID, ErrLeaseLost, err)
+	}
+	run.Fence = lease.Fence()
 	run.Updated = e.now()
 	if err := e.Store.Save(context.WithoutCancel(ctx), run); err != nil {
+		if errors.Is(err, ErrStaleWrite) {
+			return fmt.Errorf("save run %s: %w: %w", run.ID, ErrLeaseLost, err)
+		}
 		return fmt.Errorf("save run %s: %w", run.ID, err)
 	}
 	return nil

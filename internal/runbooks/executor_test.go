@@ -42,10 +42,12 @@ func newExec(t *testing.T, books ...*Runbook) (*Executor, *memStore, *fakeNodes)
 func TestExecutorResumesWithoutRepeatingSteps(t *testing.T) {
 	c := &counter{n: map[string]int{}}
 	ctx1, kill := context.WithCancelCause(context.Background())
+	first := true
 	book := &Runbook{Name: "three", Steps: []Step{
 		c.step("one", nil),
 		c.step("two", func(ctx context.Context) error {
-			if ctx == ctx1 {
+			if first {
+				first = false
 				kill(ErrLeaseLost) // the worker loses its lease in the middle of step two
 				return ctx.Err()
 			}
@@ -55,7 +57,7 @@ func TestExecutorResumesWithoutRepeatingSteps(t *testing.T) {
 	}}
 	e, st, _ := newExec(t, book)
 	run := NewRun(Request{RunID: "r1", Runbook: "three", Node: "n1"}, e.now())
-	err := e.Execute(ctx1, run, 1)
+	err := e.Execute(ctx1, run, testLease(1))
 	if !errors.Is(err, ErrLeaseLost) {
 		t.Fatalf("first attempt: %v, want ErrLeaseLost", err)
 	}
@@ -65,7 +67,7 @@ func TestExecutorResumesWithoutRepeatingSteps(t *testing.T) {
 	}
 	// Another worker picks up the saved state.
 	e.Worker = "w2"
-	if err := e.Execute(context.Background(), saved, 2); err != nil {
+	if err := e.Execute(context.Background(), saved, testLease(2)); err != nil {
 		t.Fatal(err)
 	}
 	if saved.Status != StatusSucceeded {
@@ -92,7 +94,7 @@ func TestExecutorFailsRunOnStepError(t *testing.T) {
 	book := &Runbook{Name: "b", Steps: []Step{c.step("one", func(context.Context) error { return errors.New("boom") }), c.step("two", nil)}}
 	e, _, nodes := newExec(t, book)
 	run := NewRun(Request{RunID: "r", Runbook: "b", Node: "n1"}, e.now())
-	if err := e.Execute(context.Background(), run, 1); err != nil {
+	if err := e.Execute(context.Background(), run, testLease(1)); err != nil {
 		t.Fatal(err)
 	}
 	if run.Status != StatusFailed || c.n["two"] != 0 || run.Error == "" {
@@ -114,14 +116,14 @@ func TestExecutorKeepsRunOnUnavailable(t *testing.T) {
 	})}}
 	e, _, _ := newExec(t, book)
 	run := NewRun(Request{RunID: "r", Runbook: "b", Node: "n1"}, e.now())
-	if err := e.Execute(context.Background(), run, 1); !errors.Is(err, ErrUnavailable) {
+	if err := e.Execute(context.Background(), run, testLease(1)); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("err %v", err)
 	}
 	if run.Status != StatusRunning || run.Next != 0 {
 		t.Fatalf("status %s next %d: an unreachable API server must not fail the run", run.Status, run.Next)
 	}
 	fail = false
-	if err := e.Execute(context.Background(), run, 2); err != nil || run.Status != StatusSucceeded {
+	if err := e.Execute(context.Background(), run, testLease(2)); err != nil || run.Status != StatusSucceeded {
 		t.Fatalf("resume: %v %s", err, run.Status)
 	}
 }
@@ -129,7 +131,7 @@ func TestExecutorKeepsRunOnUnavailable(t *testing.T) {
 func TestExecutorUnknownRunbook(t *testing.T) {
 	e, _, _ := newExec(t, &Runbook{Name: "b", Steps: []Step{{Name: "s", Do: Cordon}}})
 	run := NewRun(Request{RunID: "r", Runbook: "nope", Node: "n1"}, e.now())
-	if err := e.Execute(context.Background(), run, 1); err != nil || run.Status != StatusFailed {
+	if err := e.Execute(context.Background(), run, testLease(1)); err != nil || run.Status != StatusFailed {
 		t.Fatalf("%v %s", err, run.Status)
 	}
 }

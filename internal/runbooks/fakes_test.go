@@ -6,25 +6,69 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 )
 
 // memStore is an in-memory Store for unit tests (the Redis store is
 // tested against redis-server).
 type memStore struct {
-	mu    sync.Mutex
-	runs  map[string][]byte
-	saves int
+	mu      sync.Mutex
+	runs    map[string][]byte
+	saves   int
+	refused int
+	onSave  func(r *Run) // after a successful save, outside the lock
 }
 
 func newMemStore() *memStore { return &memStore{runs: map[string][]byte{}} }
 
+// Save refuses a lower fence or a final record, as the Redis store does.
 func (s *memStore) Save(_ context.Context, r *Run) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if old, ok := s.runs[r.ID]; ok {
+		var prev Run
+		if err := json.Unmarshal(old, &prev); err != nil {
+			return err
+		}
+		if prev.Status.Final() || r.Fence < prev.Fence {
+			s.refused++
+			return fmt.Errorf("run %s: fence %d vs stored %d (%s): %w", r.ID, r.Fence, prev.Fence, prev.Status, ErrStaleWrite)
+		}
+	}
 	b, err := json.Marshal(r)
 	s.runs[r.ID] = b
 	s.saves++
+	if s.onSave != nil {
+		s.mu.Unlock()
+		s.onSave(r)
+		s.mu.Lock()
+	}
 	return err
+}
+
+// put stores r as it is (a test rewinding a record to an earlier state).
+func (s *memStore) put(r *Run) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, _ := json.Marshal(r)
+	s.runs[r.ID] = b
+}
+
+// fakeLease is a Lease whose loss a test decides.
+type fakeLease struct {
+	fence int64
+	lost  atomic.Bool
+}
+
+func testLease(fence int64) *fakeLease { return &fakeLease{fence: fence} }
+
+func (l *fakeLease) Fence() int64 { return l.fence }
+
+func (l *fakeLease) Check() error {
+	if l.lost.Load() {
+		return fmt.Errorf("fake lease %d: %w", l.fence, ErrLeaseLost)
+	}
+	return nil
 }
 
 func (s *memStore) Load(_ context.Context, id string) (*Run, error) {

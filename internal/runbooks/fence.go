@@ -60,7 +60,9 @@ func PowerOffStep(ctx context.Context, x *Exec) (Outcome, string, error) {
 			if err := x.Checkpoint(ctx); err != nil {
 				return "", "", err
 			}
-			if typ, err := x.Power.Reset(ctx, x.Run.Node, PowerOff); err != nil {
+			if typ, err := x.reset(ctx, PowerOff); errors.Is(err, ErrLeaseLost) {
+				return "", "", err
+			} else if err != nil {
 				x.Log.Warn("BMC power-off request failed; checking the power state instead of resending", "err", err)
 			} else {
 				x.Audit(ctx, "power-off", "ResetType "+typ)
@@ -150,7 +152,9 @@ func PowerOnStep(ctx context.Context, x *Exec) (Outcome, string, error) {
 		if err := x.Checkpoint(ctx); err != nil {
 			return "", "", err
 		}
-		if typ, err := x.Power.Reset(ctx, x.Run.Node, PowerOn); err != nil {
+		if typ, err := x.reset(ctx, PowerOn); errors.Is(err, ErrLeaseLost) {
+			return "", "", err
+		} else if err != nil {
 			x.Log.Warn("BMC power-on request failed; checking the power state instead of resending", "err", err)
 		} else {
 			x.Audit(ctx, "power-on", "ResetType "+typ)

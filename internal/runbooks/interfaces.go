@@ -39,7 +39,23 @@ var (
 	ErrRunNotFound  = errors.New("run not found")
 	// ErrLeaseLost stops a run before its next step.
 	ErrLeaseLost = errors.New("node lease lost")
+	// ErrStaleWrite: the store refused a run write because the record was
+	// written under a newer lease (higher fence) or is already final.
+	ErrStaleWrite = errors.New("stale write refused: the run record has a newer fence or is final")
+	// ErrStaleFence: a node write was refused because the node carries a
+	// higher fence (annotation AnnotationFence) than the writer's lease.
+	ErrStaleFence = errors.New("stale node write refused: the node carries a newer fence")
 )
+
+// Lease is what the executor needs of the node lease a run holds.
+type Lease interface {
+	// Fence is the lease's fencing number, recorded with every write.
+	Fence() int64
+	// Check returns an error wrapping ErrLeaseLost once the lease is known
+	// lost or its local deadline has passed. Checked before every write and
+	// immediately before a BMC reset.
+	Check() error
+}
 
 // ErrUnavailable marks a failure that says nothing about the node — the
 // API server or another dependency could not be reached. A step failing

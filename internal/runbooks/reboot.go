@@ -60,7 +60,10 @@ func SoftReboot(ctx context.Context, x *Exec) (Outcome, string, error) {
 	}
 	detail := ""
 	if method == "bmc" {
-		typ, err := x.Power.Reset(ctx, x.Run.Node, PowerSoft)
+		typ, err := x.reset(ctx, PowerSoft)
+		if errors.Is(err, ErrLeaseLost) {
+			return "", "", err
+		}
 		if err != nil {
 			// The request may have been applied: never resend, look instead.
 			state, serr := x.Power.PowerState(ctx, x.Run.Node)
@@ -69,6 +72,9 @@ func SoftReboot(ctx context.Context, x *Exec) (Outcome, string, error) {
 			detail = "graceful restart sent through the BMC (ResetType " + typ + ")"
 		}
 	} else {
+		if err := x.CheckLease(); err != nil {
+			return "", "", err
+		}
 		res, err := x.Exec.Exec(ctx, x.Run.Node, x.Run.ID, "reboot", []string{"systemctl", "reboot"}, false, x.duration("exec_timeout"))
 		if err != nil {
 			// The pod was not created: nothing was sent. Forget the decision.
@@ -169,7 +175,10 @@ func PowerCycle(ctx context.Context, x *Exec) (Outcome, string, error) {
 	if err := x.Checkpoint(ctx); err != nil {
 		return "", "", fmt.Errorf("save the power-cycle decision before acting: %w", err)
 	}
-	typ, err := x.Power.Reset(ctx, x.Run.Node, PowerHard)
+	typ, err := x.reset(ctx, PowerHard)
+	if errors.Is(err, ErrLeaseLost) {
+		return "", "", err
+	}
 	var detail string
 	if err != nil {
 		after, serr := x.Power.PowerState(ctx, x.Run.Node)

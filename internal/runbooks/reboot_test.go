@@ -110,7 +110,7 @@ var fastParams = map[string]string{"reboot_timeout": "200ms", "ready_timeout": "
 func reboot(t *testing.T, e *Executor, dry bool, params map[string]string) *Run {
 	t.Helper()
 	r := NewRun(Request{RunID: "r1", Runbook: "reboot", Node: "n1", DryRun: dry, Params: params}, e.now())
-	if err := e.Execute(context.Background(), r, 1); err != nil {
+	if err := e.Execute(context.Background(), r, testLease(1)); err != nil {
 		t.Fatal(err)
 	}
 	return r
@@ -164,7 +164,8 @@ func TestPowerCycleNotResentAfterCrash(t *testing.T) {
 	// resumes at power-cycle: the decision is found, nothing is resent.
 	r.Status, r.Next = StatusRunning, 4
 	r.Timeline = r.Timeline[:4]
-	if err := e.Execute(context.Background(), r, 2); err != nil {
+	e.Store.(*memStore).put(r)
+	if err := e.Execute(context.Background(), r, testLease(2)); err != nil {
 		t.Fatal(err)
 	}
 	if s.resetKinds() != "[soft hard]" || r.Timeline[4].Outcome != OutcomeSkipped {
@@ -231,7 +232,7 @@ func TestFenceTaintsOnlyAfterPowerOff(t *testing.T) {
 	s := &sim{ready: "Unknown", power: StateOn}
 	e, nodes := newSimExec(t, s)
 	r := NewRun(Request{RunID: "f", Runbook: "fence", Node: "n1", Params: map[string]string{"evacuate_timeout": "20ms", "ready_timeout": "2s", "healthy_for": "30ms"}}, e.now())
-	if err := e.Execute(context.Background(), r, 1); err != nil {
+	if err := e.Execute(context.Background(), r, testLease(1)); err != nil {
 		t.Fatal(err)
 	}
 	if r.Status != StatusSucceeded || s.resetKinds() != "[off on]" {
@@ -247,7 +248,7 @@ func TestFenceTaintsOnlyAfterPowerOff(t *testing.T) {
 	r2 := NewRun(Request{RunID: "f2", Runbook: "fence", Node: "n1"}, e2.now())
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	_ = e2.Execute(ctx, r2, 1)
+	_ = e2.Execute(ctx, r2, testLease(1))
 	if _, tainted := nodes2.taints["n1/"+TaintOutOfService]; tainted {
 		t.Fatal("tainted out-of-service without a confirmed power Off")
 	}

@@ -77,6 +77,10 @@ type Run struct {
 	Attempts int               `json:"attempts"`           // how many times a worker picked the run up
 	Hold     *Hold             `json:"hold,omitempty"`     // why it waits, while deferred or held
 	Admitted bool              `json:"admitted,omitempty"` // the safety gate let it start
+	// Fence is the fencing number of the node lease under which the record
+	// was last written. The store refuses a write with a lower fence (a
+	// stale holder that woke up after a takeover).
+	Fence int64 `json:"fence,omitempty"`
 
 	Created time.Time `json:"created"`
 	Updated time.Time `json:"updated"`

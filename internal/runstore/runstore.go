@@ -1,6 +1,12 @@
 // Package runstore keeps runs (state and timeline) in Redis: one JSON
 // value per run, expiring after the retention period, and a sorted set
 // indexing them by creation time for listing.
+//
+// Every write is a compare-and-set on the run's fence (one Lua script): a
+// writer whose fence is lower than the stored one — a replica that woke up
+// after another took the node's lease over — is refused with
+// runbooks.ErrStaleWrite, logged and counted in
+// node_healer_stale_writes_total. A final record is never rewritten.
 package runstore
 
 import (
@@ -8,8 +14,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/node-healer/node-healer/internal/runbooks"
@@ -20,33 +28,94 @@ type Store struct {
 	rdb    redis.UniversalClient
 	prefix string
 	ttl    time.Duration
+	log    *slog.Logger
+	stale  prometheus.Counter
+}
+
+// Options are the store's optional outputs.
+type Options struct {
+	Log        *slog.Logger          // refused writes are logged here
+	Registerer prometheus.Registerer // node_healer_stale_writes_total
 }
 
 var _ runbooks.Store = (*Store)(nil)
 
 // New returns a store using keys under prefix; runs are kept for ttl.
-func New(rdb redis.UniversalClient, prefix string, ttl time.Duration) *Store {
+func New(rdb redis.UniversalClient, prefix string, ttl time.Duration, opts ...Options) *Store {
 	if ttl == 0 {
 		ttl = 7 * 24 * time.Hour
 	}
-	return &Store{rdb: rdb, prefix: prefix, ttl: ttl}
+	var o Options
+	if len(opts) > 0 {
+		o = opts[len(opts)-1]
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	stale := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "node_healer_stale_writes_total",
+		Help: "Run-state writes refused because the record had a newer fence (a stale lease holder) or was already final.",
+	})
+	if o.Registerer != nil {
+		o.Registerer.MustRegister(stale)
+	}
+	return &Store{rdb: rdb, prefix: prefix, ttl: ttl, log: o.Log, stale: stale}
 }
 
-func (s *Store) key(id string) string { return s.prefix + ":run:" + id }
-func (s *Store) index() string        { return s.prefix + ":runs" }
+func (s *Store) key(id string) string   { return s.prefix + ":run:" + id }
+func (s *Store) fence(id string) string { return s.prefix + ":run:" + id + ":fence" }
+func (s *Store) index() string          { return s.prefix + ":runs" }
 
-// Save writes the run and indexes it.
+// saveScript: KEYS[1] run record, KEYS[2] its fence hash {fence, final},
+// KEYS[3] the index. ARGV[1] record JSON, ARGV[2] the writer's fence,
+// ARGV[3] 1 if the record is final, ARGV[4] TTL ms, ARGV[5] index score,
+// ARGV[6] run ID, ARGV[7] index cutoff. Returns {1, stored fence, 0} on a
+// write, {0, stored fence, final} when refused.
+var saveScript = redis.NewScript(`
+local cur = redis.call('HMGET', KEYS[2], 'fence', 'final')
+local stored = tonumber(cur[1]) or 0
+if cur[2] == '1' then return {0, stored, 1} end
+if tonumber(ARGV[2]) < stored then return {0, stored, 0} end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[4])
+redis.call('HSET', KEYS[2], 'fence', ARGV[2], 'final', ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+redis.call('ZADD', KEYS[3], ARGV[5], ARGV[6])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[7])
+return {1, stored, 0}
+`)
+
+// Save writes the run and indexes it, if r.Fence is at least the stored
+// fence and the stored record is not final; otherwise nothing is written
+// and the error wraps runbooks.ErrStaleWrite.
 func (s *Store) Save(ctx context.Context, r *runbooks.Run) error {
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err
 	}
-	pipe := s.rdb.TxPipeline()
-	pipe.Set(ctx, s.key(r.ID), b, s.ttl)
-	pipe.ZAdd(ctx, s.index(), redis.Z{Score: float64(r.Created.UnixMilli()), Member: r.ID})
-	pipe.ZRemRangeByScore(ctx, s.index(), "-inf", fmt.Sprint(time.Now().Add(-s.ttl).UnixMilli()))
-	_, err = pipe.Exec(ctx)
-	return err
+	final := 0
+	if r.Status.Final() {
+		final = 1
+	}
+	v, err := saveScript.Run(ctx, s.rdb, []string{s.key(r.ID), s.fence(r.ID), s.index()},
+		b, r.Fence, final, s.ttl.Milliseconds(), r.Created.UnixMilli(), r.ID,
+		time.Now().Add(-s.ttl).UnixMilli()).Int64Slice()
+	if err != nil {
+		return err
+	}
+	if len(v) != 3 {
+		return fmt.Errorf("save run %s: unexpected reply %v", r.ID, v)
+	}
+	if v[0] == 1 {
+		return nil
+	}
+	s.stale.Inc()
+	why := fmt.Sprintf("stored fence %d is newer than the writer's %d", v[1], r.Fence)
+	if v[2] == 1 {
+		why = fmt.Sprintf("the stored record (fence %d) is final", v[1])
+	}
+	s.log.Warn("refused a stale write of a run: another lease holder wrote it since; this writer stops",
+		"run", r.ID, "node", r.Node, "fence", r.Fence, "stored_fence", v[1], "status", r.Status, "reason", why)
+	return fmt.Errorf("run %s: %s: %w", r.ID, why, runbooks.ErrStaleWrite)
 }
 
 // Load reads a run; runbooks.ErrRunNotFound when there is none.

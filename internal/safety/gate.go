@@ -180,7 +180,7 @@ func (g *Gate) Admit(ctx context.Context, run *runbooks.Run) (runbooks.Decision,
 			return deny("breaker", "blast-radius breaker open: %d of %d nodes unhealthy or under remediation (threshold %s); starting nothing new",
 				st.Unhealthy, st.Total, st.Threshold), nil
 		}
-		if g.L.NodeRuns > 0 {
+		if g.L.NodeRuns > 0 && !run.DryRun {
 			n, err := g.Window.Count(ctx, "node-runs:"+run.Node, g.L.NodeWindow)
 			if err != nil {
 				return runbooks.Decision{}, fmt.Errorf("per-node run count: %w", err)
@@ -191,21 +191,29 @@ func (g *Gate) Admit(ctx context.Context, run *runbooks.Run) (runbooks.Decision,
 			}
 		}
 	}
+	if run.DryRun {
+		// A dry run changes nothing: it takes no slot, no reboot token and
+		// does not count toward the per-node cap, so it never blocks or
+		// escalates a real run.
+		return allow, nil
+	}
 	if node != nil && node.ControlPlane {
-		if d := g.quorum(run, nodes); !d.Allow {
-			return d, nil
+		d, err := g.quorum(ctx, run, nodes)
+		if err != nil || !d.Allow {
+			return d, err
 		}
-		ok, held, err := g.Slots.Acquire(ctx, poolControlPlane, holder(run), g.L.MaxControlPlaneRuns, g.L.SlotTTL)
+		limit := g.controlPlaneCap(nodes)
+		ok, held, err := g.Slots.Acquire(ctx, poolControlPlane, holder(run), limit, g.L.SlotTTL)
 		if err != nil {
 			return runbooks.Decision{}, fmt.Errorf("control-plane slot: %w", err)
 		}
 		if !ok {
-			return runbooks.Decision{Kind: "control_plane", Reason: fmt.Sprintf("%d control-plane run(s) already going (cap %d)", held, g.L.MaxControlPlaneRuns), RetryAt: g.now().Add(g.L.SlotTTL / 3)}, nil
+			return runbooks.Decision{Kind: "control_plane", Reason: fmt.Sprintf("%d control-plane run(s) already going (cap %d)", held, limit), RetryAt: g.now().Add(g.L.SlotTTL / 3)}, nil
 		}
 	}
 	ok, held, err := g.Slots.Acquire(ctx, poolRuns, holder(run), g.L.MaxRuns, g.L.SlotTTL)
 	if err != nil || !ok {
-		if node != nil && node.ControlPlane {
+		if node != nil && node.ControlPlane && !run.Admitted {
 			_ = g.Slots.Release(context.WithoutCancel(ctx), poolControlPlane, holder(run))
 		}
 		if err != nil {
@@ -222,33 +230,85 @@ func (g *Gate) Admit(ctx context.Context, run *runbooks.Run) (runbooks.Decision,
 	return allow, nil
 }
 
-// quorum refuses a control-plane run that would leave etcd without a
-// majority of healthy members (one control-plane node per etcd member).
-func (g *Gate) quorum(run *runbooks.Run, nodes []NodeInfo) runbooks.Decision {
-	total, healthy := 0, 0
+// controlPlaneCap is how many control-plane runs may go at once: the
+// configured cap, but never more than etcd can lose and keep quorum
+// (one member per control-plane node: n - (n/2+1)), and at least 1 so a
+// lone broken control-plane node in a large cluster is still healed (the
+// quorum check decides that).
+func (g *Gate) controlPlaneCap(nodes []NodeInfo) int {
+	total := 0
 	for _, n := range nodes {
 		if n.ControlPlane {
 			total++
-			if n.Ready && n.Name != run.Node {
-				healthy++
+		}
+	}
+	return max(1, min(g.L.MaxControlPlaneRuns, total-(total/2+1)))
+}
+
+// quorum refuses a control-plane run that would leave etcd without a
+// majority of healthy members (one control-plane node per etcd member).
+// A control-plane node counts as unavailable when it is not Ready or when
+// another run holds a control-plane slot for it (admitted or running: it
+// may be drained or rebooting at any moment).
+func (g *Gate) quorum(ctx context.Context, run *runbooks.Run, nodes []NodeInfo) (runbooks.Decision, error) {
+	holders, err := g.Slots.Holders(ctx, poolControlPlane)
+	if err != nil {
+		return runbooks.Decision{}, fmt.Errorf("control-plane runs: %w", err)
+	}
+	busy := map[string]bool{}
+	for _, h := range holders {
+		if h != holder(run) {
+			if _, n, ok := strings.Cut(h, "/"); ok {
+				busy[n] = true
 			}
+		}
+	}
+	return quorumOf(run, nodes, busy), nil
+}
+
+// quorumOf is the quorum arithmetic; busy names control-plane nodes other
+// runs hold.
+func quorumOf(run *runbooks.Run, nodes []NodeInfo, busy map[string]bool) runbooks.Decision {
+	total, healthy := 0, 0
+	var down []string
+	for _, n := range nodes {
+		if !n.ControlPlane {
+			continue
+		}
+		total++
+		switch {
+		case n.Name == run.Node:
+		case !n.Ready:
+			down = append(down, n.Name+" NotReady")
+		case busy[n.Name]:
+			down = append(down, n.Name+" under remediation")
+		default:
+			healthy++
 		}
 	}
 	need := total/2 + 1
 	if healthy < need {
-		return deny("quorum", "taking control-plane node %s would leave %d of %d control-plane nodes healthy; etcd needs %d", run.Node, healthy, total, need)
+		return deny("quorum", "taking control-plane node %s would leave %d of %d control-plane nodes healthy (%s); etcd needs %d",
+			run.Node, healthy, total, strings.Join(down, ", "), need)
 	}
 	return allow
 }
 
 // Destructive implements runbooks.Gate.
 func (g *Gate) Destructive(ctx context.Context, run *runbooks.Run, step string) (runbooks.Decision, error) {
-	node, _, err := g.node(run.Node)
+	node, nodes, err := g.node(run.Node)
 	if err != nil {
 		return runbooks.Decision{}, fmt.Errorf("list nodes: %w", err)
 	}
 	if d, err := g.common(ctx, run, node, true); err != nil || !d.Allow {
 		return d, err
+	}
+	if node != nil && node.ControlPlane && !run.DryRun {
+		// Again before every destructive step: another control-plane node
+		// may have gone NotReady since this run was admitted.
+		if d, err := g.quorum(ctx, run, nodes); err != nil || !d.Allow {
+			return d, err
+		}
 	}
 	if g.Alerts != nil && run.Fingerprint != "" {
 		resolved, at, err := g.Alerts.Resolved(ctx, run.Fingerprint)

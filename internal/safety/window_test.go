@@ -1,6 +1,7 @@
 package safety
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -115,21 +116,51 @@ func TestBreakerThreshold(t *testing.T) {
 }
 
 func TestQuorum(t *testing.T) {
-	g := &Gate{}
 	cp := func(name string, ready bool) NodeInfo { return NodeInfo{Name: name, Ready: ready, ControlPlane: true} }
 	run := &runbooks.Run{Node: "cp1"}
 	for _, tc := range []struct {
 		nodes []NodeInfo
+		busy  []string // control-plane nodes other runs were admitted for
 		allow bool
 	}{
-		{[]NodeInfo{cp("cp1", true), cp("cp2", true), cp("cp3", true)}, true},   // 2 of 3 left: quorum
-		{[]NodeInfo{cp("cp1", true), cp("cp2", false), cp("cp3", true)}, false}, // 1 of 3 left
-		{[]NodeInfo{cp("cp1", true)}, false},                                    // single control plane
-		{[]NodeInfo{cp("cp1", false), cp("cp2", true), cp("cp3", true), cp("cp4", true), cp("cp5", true)}, true},
-		{[]NodeInfo{cp("cp1", true), cp("cp2", false), cp("cp3", false), cp("cp4", true), cp("cp5", true)}, false},
+		{[]NodeInfo{cp("cp1", true), cp("cp2", true), cp("cp3", true)}, nil, true},   // 2 of 3 left: quorum
+		{[]NodeInfo{cp("cp1", true), cp("cp2", false), cp("cp3", true)}, nil, false}, // 1 of 3 left
+		{[]NodeInfo{cp("cp1", true)}, nil, false},                                    // single control plane
+		{[]NodeInfo{cp("cp1", false), cp("cp2", true), cp("cp3", true), cp("cp4", true), cp("cp5", true)}, nil, true},
+		{[]NodeInfo{cp("cp1", true), cp("cp2", false), cp("cp3", false), cp("cp4", true), cp("cp5", true)}, nil, false},
+		// A control-plane run already admitted counts as a member down,
+		// even while its node still reports Ready.
+		{[]NodeInfo{cp("cp1", true), cp("cp2", true), cp("cp3", true)}, []string{"cp2"}, false},
+		{[]NodeInfo{cp("cp1", true), cp("cp2", true), cp("cp3", true), cp("cp4", true), cp("cp5", true)}, []string{"cp2"}, true},
+		{[]NodeInfo{cp("cp1", true), cp("cp2", true), cp("cp3", false), cp("cp4", true), cp("cp5", true)}, []string{"cp2"}, false},
 	} {
-		if d := g.quorum(run, tc.nodes); d.Allow != tc.allow {
-			t.Errorf("%v: allow %v (%s)", tc.nodes, d.Allow, d.Reason)
+		busy := map[string]bool{}
+		for _, b := range tc.busy {
+			busy[b] = true
+		}
+		if d := quorumOf(run, tc.nodes, busy); d.Allow != tc.allow {
+			t.Errorf("%v busy %v: allow %v (%s)", tc.nodes, tc.busy, d.Allow, d.Reason)
+		}
+	}
+}
+
+func TestControlPlaneCap(t *testing.T) {
+	cps := func(n int) []NodeInfo {
+		out := make([]NodeInfo, n)
+		for i := range out {
+			out[i] = NodeInfo{Name: fmt.Sprint("cp", i), ControlPlane: true, Ready: true}
+		}
+		return out
+	}
+	for _, tc := range []struct{ cfg, nodes, want int }{
+		{1, 3, 1}, {3, 3, 1}, // 3 members tolerate one down
+		{3, 5, 2}, {1, 5, 1}, // 5 tolerate two, never more than configured
+		{2, 7, 2}, {5, 7, 3},
+		{1, 1, 1}, // the quorum check refuses a lone control plane anyway
+	} {
+		g := &Gate{L: Limits{MaxControlPlaneRuns: tc.cfg}}
+		if got := g.controlPlaneCap(cps(tc.nodes)); got != tc.want {
+			t.Errorf("cap %d with %d control-plane nodes: got %d, want %d", tc.cfg, tc.nodes, got, tc.want)
 		}
 	}
 }

@@ -102,19 +102,8 @@ func (p *Pool) handle(ctx context.Context, log *slog.Logger, consumer string, d 
 	if d.Retries == 0 {
 		log = log.With("run", job.RunID, "node", job.Node, "runbook", job.Runbook)
 	}
-	run, err := p.Store.Load(ctx, job.RunID)
-	switch {
-	case errors.Is(err, runbooks.ErrRunNotFound):
-		run = runbooks.NewRun(job, time.Now())
-	case err != nil:
-		p.redisError("save", err)
-		log.Error("cannot load run state; leaving it queued", "err", err)
-		return
-	}
-	if run.Status.Final() {
-		p.ack(ctx, log, d.ID)
-		return
-	}
+	// The lock first, then the run: whatever the previous holder saved
+	// before it released (or lost) the lease is what this worker resumes.
 	lease, err := p.Locker.Acquire(ctx, "node:"+job.Node, p.LockTTL)
 	if errors.Is(err, locks.ErrNotAcquired) {
 		// Counted by the locker (node_healer_lock_acquire_total{result="contended"}).
@@ -126,14 +115,33 @@ func (p *Pool) handle(ctx context.Context, log *slog.Logger, consumer string, d 
 		log.Error("cannot take the node lock; leaving the run queued", "err", err)
 		return
 	}
+	run, err := p.Store.Load(ctx, job.RunID)
+	switch {
+	case errors.Is(err, runbooks.ErrRunNotFound):
+		run = runbooks.NewRun(job, time.Now())
+	case err != nil:
+		p.redisError("save", err)
+		log.Error("cannot load run state; leaving it queued", "err", err)
+		p.releaseLease(ctx, log, lease)
+		return
+	}
+	if run.Status.Final() {
+		p.releaseLease(ctx, log, lease)
+		if p.Gate != nil {
+			p.Gate.Done(ctx, run) // a slot a crashed holder left behind
+		}
+		p.ack(ctx, log, d.ID)
+		return
+	}
 	if d.Claimed && run.Admitted {
 		log.Info("claimed a run another worker left unfinished", "next_step", run.Next, "fence", lease.Fence())
 	}
 	if p.Gate != nil {
-		admitted, retryAt := p.admit(ctx, log, run)
+		admitted, retryAt := p.admit(ctx, log, run, lease)
 		if !admitted {
 			p.releaseLease(ctx, log, lease)
 			if run.Status.Final() {
+				p.Gate.Done(ctx, run)
 				p.ack(ctx, log, d.ID)
 				return
 			}
@@ -153,7 +161,7 @@ func (p *Pool) handle(ctx context.Context, log *slog.Logger, consumer string, d 
 	if p.Metrics != nil {
 		p.Metrics.RunsActive.Inc()
 	}
-	err = p.Executor.Execute(kept, run, lease.Fence())
+	err = p.Executor.Execute(kept, run, lease)
 	if p.Metrics != nil {
 		p.Metrics.RunsActive.Dec()
 	}
@@ -161,7 +169,10 @@ func (p *Pool) handle(ctx context.Context, log *slog.Logger, consumer string, d 
 	<-touchDone
 	relCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if p.Gate != nil {
+	if p.Gate != nil && run.Status.Final() {
+		// A slot is held from admission until the run is final: a run that
+		// stopped (lease lost, shutdown, a dependency down) keeps it, so
+		// max_concurrent_runs holds while it waits to be resumed.
 		p.Gate.Done(relCtx, run)
 	}
 	p.releaseLease(relCtx, log, lease)
@@ -184,7 +195,7 @@ func (p *Pool) releaseLease(ctx context.Context, log *slog.Logger, lease *locks.
 // crash: reservations are re-taken). A refusal defers the run with its
 // reason and next-eligible time; a deferred run whose alert resolved in
 // the meantime is cancelled.
-func (p *Pool) admit(ctx context.Context, log *slog.Logger, run *runbooks.Run) (bool, time.Time) {
+func (p *Pool) admit(ctx context.Context, log *slog.Logger, run *runbooks.Run, lease *locks.Lease) (bool, time.Time) {
 	if !run.Admitted && run.Status == runbooks.StatusDeferred && p.Alerts != nil && run.Fingerprint != "" {
 		if resolved, at, err := p.Alerts.Resolved(ctx, run.Fingerprint); err == nil && resolved && !at.Before(run.AlertStart) {
 			run.Status, run.Error = runbooks.StatusCancelled, "the alert resolved while the run was deferred ("+run.Hold.Reason+")"
@@ -193,7 +204,7 @@ func (p *Pool) admit(ctx context.Context, log *slog.Logger, run *runbooks.Run) (
 			if p.Metrics != nil {
 				p.Metrics.Runs.WithLabelValues(run.Runbook, string(run.Status)).Inc()
 			}
-			p.saveRun(ctx, log, run)
+			p.saveRun(ctx, log, run, lease)
 			return false, time.Time{}
 		}
 	}
@@ -207,12 +218,12 @@ func (p *Pool) admit(ctx context.Context, log *slog.Logger, run *runbooks.Run) (
 			if run.Status == runbooks.StatusDeferred {
 				run.Status = runbooks.StatusPending
 			}
-			p.saveRun(ctx, log, run)
+			p.saveRun(ctx, log, run, lease)
 		}
 		return true, time.Time{}
 	}
 	if d.Escalate {
-		if err := p.Executor.EscalateRun(ctx, run, "admit", d.Reason); err != nil {
+		if err := p.Executor.EscalateRun(ctx, run, lease, "admit", d.Reason); err != nil {
 			log.Error("could not record the escalation", "err", err)
 		}
 		return false, time.Time{}
@@ -238,19 +249,28 @@ func (p *Pool) admit(ctx context.Context, log *slog.Logger, run *runbooks.Run) (
 			_ = ev.Event(ctx, run.Node, "Warning", "NodeHealerDeferred", "node-healer run "+run.ID+" ("+run.Runbook+") deferred: "+d.Reason)
 		}
 	}
-	p.saveRun(ctx, log, run)
+	p.saveRun(ctx, log, run, lease)
 	return false, d.RetryAt
 }
 
 // softRetry: deferrals shorter than this are waited out by the worker.
 const softRetry = 10 * time.Second
 
-func (p *Pool) saveRun(ctx context.Context, log *slog.Logger, run *runbooks.Run) {
+// saveRun writes the run under lease: never once the lease is known lost,
+// and always with its fence (the store refuses a lower one).
+func (p *Pool) saveRun(ctx context.Context, log *slog.Logger, run *runbooks.Run, lease *locks.Lease) {
+	if err := lease.Check(); err != nil {
+		log.Warn("not saving the run: the node lease is lost", "err", err)
+		return
+	}
+	run.Fence = lease.Fence()
 	run.Updated = time.Now()
 	if run.Created.IsZero() {
 		run.Created = run.Updated
 	}
-	if err := p.Store.Save(ctx, run); err != nil {
+	if err := p.Store.Save(ctx, run); errors.Is(err, runbooks.ErrStaleWrite) {
+		log.Warn("the run was written by a newer lease holder; this worker leaves it", "err", err)
+	} else if err != nil {
 		p.redisError("save", err)
 		log.Error("cannot save the run", "err", err)
 	}
