@@ -22,6 +22,8 @@ type Receiver struct {
 	URL, Addr string
 	// Log is the replica's log file.
 	Log string
+	// Env is added to the inherited environment (e.g. a test failpoint).
+	Env []string
 
 	bin, config, kubeconfig string
 
@@ -38,6 +40,9 @@ func (r *Receiver) start(ctx context.Context) error {
 	cmd := exec.Command(r.bin, "serve", "--config.file="+r.config, "--web.listen-address="+r.Addr,
 		"--kubeconfig="+r.kubeconfig, "--replica="+r.Name, "--log.level=debug")
 	cmd.Stdout, cmd.Stderr = logf, logf
+	if len(r.Env) > 0 {
+		cmd.Env = append(os.Environ(), r.Env...)
+	}
 	// Killed with us if we die without cleaning up.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
