@@ -30,7 +30,13 @@ func (p fleetPower) PowerState(ctx context.Context, node string) (string, error)
 	return string(s), err
 }
 
+// Reset sends the reset; the runbook's last check (its lease, see
+// runbooks.PreSend) runs after the system is read and right before the
+// request.
 func (p fleetPower) Reset(ctx context.Context, node, kind string) (string, error) {
+	if check := runbooks.PreSend(ctx); check != nil {
+		return p.f.ResetChecked(ctx, node, bmc.Kind(kind), check)
+	}
 	return p.f.Reset(ctx, node, bmc.Kind(kind))
 }
 

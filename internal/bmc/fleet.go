@@ -91,6 +91,15 @@ func (f *Fleet) Reset(ctx context.Context, node string, kind Kind) (string, erro
 	return c.Reset(ctx, kind)
 }
 
+// ResetChecked is Client.ResetChecked for node.
+func (f *Fleet) ResetChecked(ctx context.Context, node string, kind Kind, check func() error) (string, error) {
+	c, err := f.Client(ctx, node)
+	if err != nil {
+		return "", err
+	}
+	return c.ResetChecked(ctx, kind, check)
+}
+
 // ResetOnce is Client.ResetOnce for node.
 func (f *Fleet) ResetOnce(ctx context.Context, node string, kind Kind, decision string) (string, error) {
 	c, err := f.Client(ctx, node)

@@ -19,6 +19,16 @@ func (c *Client) Reset(ctx context.Context, kind Kind) (string, error) {
 	return c.reset(ctx, kind, nil)
 }
 
+// ResetChecked is Reset with a last check: check is called after the
+// ResetTypes are chosen (the system was read) and immediately before the
+// first request is sent; its error is returned as is and nothing is sent.
+// The runbooks pass "is my node lease still valid?" here, so the window
+// between the check and the request is one local call, not a Redfish round
+// trip.
+func (c *Client) ResetChecked(ctx context.Context, kind Kind, check func() error) (string, error) {
+	return c.reset(ctx, kind, check)
+}
+
 // ResetOnce is Reset for one decision of the caller: it records decision
 // in the Journal after choosing the ResetTypes and before sending the
 // first, and sends nothing (ErrAlreadySent) if the decision was recorded

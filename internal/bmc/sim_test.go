@@ -49,7 +49,7 @@ func (e *env) powerEvents() []string {
 
 // start serves a simulator over TLS; the client trusts the server's
 // certificate through a CA file (verification stays on).
-func start(t *testing.T, o bmcsim.Options) *env {
+func start(t testing.TB, o bmcsim.Options) *env {
 	t.Helper()
 	e := &env{logs: &syncBuffer{}}
 	o.Username, o.Password = user, password

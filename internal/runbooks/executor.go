@@ -67,8 +67,8 @@ func (x *Exec) CheckLease() error {
 func (x *Exec) Now() time.Time { return x.now() }
 
 // reset sends a power action through the BMC, but only while the node
-// lease is still ours by its local deadline, checked immediately before the
-// request (the decision was committed with a fenced Checkpoint just
+// lease is still ours by its local deadline, checked before and again
+// immediately before the request (through WithPreSend) (the decision was committed with a fenced Checkpoint just
 // before). A lost lease returns ErrLeaseLost and sends nothing; the new
 // holder finds the decision saved and treats the reset as possibly sent
 // (never a second one).
@@ -76,7 +76,9 @@ func (x *Exec) reset(ctx context.Context, kind string) (string, error) {
 	if err := x.CheckLease(); err != nil {
 		return "", err
 	}
-	return x.Power.Reset(ctx, x.Run.Node, kind)
+	// Checked again by the adapter after it read the system, right before
+	// the request leaves.
+	return x.Power.Reset(WithPreSend(ctx, x.CheckLease), x.Run.Node, kind)
 }
 
 // Checkpoint saves the run now. A step calls it after recording a

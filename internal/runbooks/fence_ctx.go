@@ -58,3 +58,18 @@ func (e *StaleFenceError) Error() string {
 }
 
 func (e *StaleFenceError) Unwrap() error { return ErrStaleFence }
+
+type preSendKey struct{}
+
+// WithPreSend returns ctx carrying a check that a Power adapter must call
+// immediately before it sends a reset request (after any read it needs to
+// choose the request), and not send when it fails.
+func WithPreSend(ctx context.Context, check func() error) context.Context {
+	return context.WithValue(ctx, preSendKey{}, check)
+}
+
+// PreSend returns the check WithPreSend put in ctx, or nil.
+func PreSend(ctx context.Context) func() error {
+	f, _ := ctx.Value(preSendKey{}).(func() error)
+	return f
+}
