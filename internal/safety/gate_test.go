@@ -170,4 +170,3 @@ func TestControlPlaneCountsAdmittedRuns(t *testing.T) {
 		t.Fatalf("destructive step while a second control-plane node is NotReady: %+v %v, want a quorum hold", d, err)
 	}
 }
-
