@@ -24,6 +24,7 @@ import (
 	"github.com/node-healer/node-healer/internal/locks"
 	"github.com/node-healer/node-healer/internal/metrics"
 	"github.com/node-healer/node-healer/internal/queue"
+	"github.com/node-healer/node-healer/internal/reconcile"
 	"github.com/node-healer/node-healer/internal/runbooks"
 	"github.com/node-healer/node-healer/internal/runstore"
 	"github.com/node-healer/node-healer/internal/safety"
@@ -127,6 +128,15 @@ func runServe(ctx context.Context, o serveOptions, logw io.Writer) error {
 		Executor: &runbooks.Executor{Registry: reg, Store: store, Deps: deps, Log: log, Observer: m, Worker: replica, Gate: gate,
 			AfterStep: failpointAfterStep(log)},
 	}
+	// Half-done work nothing tracks any more (Redis lost a stream entry or
+	// a run record) is re-queued or escalated within interval + grace.
+	// Its own Locker: node_healer_lock_acquire_total counts workers only.
+	rec := &reconcile.Reconciler{
+		Runs: store, Stream: q, Locker: locks.New(rdb, prefix), Redis: rdb, Prefix: prefix,
+		Nodes: nodeCache, Kube: nodes, ExcludeLabel: cfg.Safety.ExcludeLabel, DryRun: o.DryRun,
+		Interval: time.Duration(cfg.Workers.ReconcileInterval), Grace: 2 * time.Duration(cfg.Locks.TTL),
+		LockTTL: time.Duration(cfg.Locks.TTL), Log: log, Metrics: reconcile.NewMetrics(promReg),
+	}
 
 	e := handlers.New(handlers.Options{
 		Router: cfg, Intake: intake{q, gate.Firing}, Nodes: nodeCache,
@@ -183,6 +193,7 @@ func runServe(ctx context.Context, o serveOptions, logw io.Writer) error {
 		}
 		go watchSafety(ctx, gate, store, m, log)
 		go gate.KeepSlotsLoop(ctx, store)
+		go rec.Run(ctx)
 		if err := pool.Run(ctx); err != nil {
 			errc <- fmt.Errorf("workers: %w", err)
 			cancel()
