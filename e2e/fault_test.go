@@ -186,6 +186,9 @@ func faultFrozenReplica(t *testing.T, step string) {
 	e.waitRun(id, "step "+step+" to start", 90*time.Second, func(r *runbooks.Run) bool {
 		var ok bool
 		in, ok = inStep(r, step)
+		if _, h := e.resets(node); step == "power-cycle" && h == 0 {
+			return false // freeze it while its hard reset hangs, applied
+		}
 		return ok
 	})
 	victim := e.replica(in.Worker)

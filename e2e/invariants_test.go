@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -33,9 +34,14 @@ import (
 //	    active runs on them, and no control-plane node is touched (cordon,
 //	    drain, reset) while another control-plane node is NotReady.
 //
-// A sample Redis cannot answer (frozen) is skipped and counted; the
-// checks resume with the next one. Violations fail the test when the
-// case ends.
+// Besides the 100 ms samples, every write of a run record is seen: the
+// checker subscribes to Redis keyspace notifications for run keys and
+// reads the record at once, so a final record overwritten within a few
+// milliseconds (a woken replica's stale write) is caught too. One
+// goroutine does every read, one after the other, and the checks run over
+// the latest read of each run: reads are ordered, so a record never looks
+// older than one already seen. A sample Redis cannot answer (frozen) is
+// skipped and counted. Violations fail the test when the case ends.
 type checker struct {
 	t     *testing.T
 	e     *faultEnv
@@ -52,6 +58,7 @@ type checker struct {
 	notReady   map[string][]interval      // node → NotReady intervals seen
 	samples    int
 	skipped    int
+	writes     int // run writes seen through keyspace notifications
 	maxActive  int
 	finished   bool
 }
@@ -74,24 +81,55 @@ func startChecker(t *testing.T, e *faultEnv) *checker {
 	c := &checker{t: t, e: e, start: time.Now(), stop: make(chan struct{}), done: make(chan struct{}),
 		keys: map[string]bool{}, finals: map[string]finalView{}, nodeRuns: map[string]map[string]bool{},
 		runs: map[string]*runbooks.Run{}, notReady: map[string][]interval{}}
-	go c.loop()
+	// Keyspace notifications for string writes (SET, also from scripts).
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	must(t, e.rdb.ConfigSet(ctx, "notify-keyspace-events", "K$").Err())
+	sub := redis.NewClient(&redis.Options{Addr: e.redis.Addr})
+	ps := sub.PSubscribe(ctx, "__keyspace@0__:"+faultPrefix+":run:*")
+	if _, err := ps.Receive(ctx); err != nil {
+		t.Fatalf("subscribe to run writes: %v", err)
+	}
+	go c.loop(ps.Channel(redis.WithChannelSize(10000)))
 	t.Cleanup(func() {
 		c.halt()
+		ps.Close()
+		sub.Close()
 		c.report()
 	})
 	return c
 }
 
-func (c *checker) loop() {
+func (c *checker) loop(writes <-chan *redis.Message) {
 	defer close(c.done)
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
+	keyPrefix := "__keyspace@0__:" + faultPrefix + ":run:"
+	c.sample()
 	for {
-		c.sample()
 		select {
 		case <-c.stop:
 			return
 		case <-tick.C:
+			c.sample()
+		case m, ok := <-writes:
+			if !ok {
+				writes = nil
+				continue
+			}
+			id := strings.TrimPrefix(m.Channel, keyPrefix)
+			if m.Payload != "set" || strings.Contains(id, ":") {
+				continue // not a run record (e.g. its fence key)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+			r, err := c.e.store.Load(ctx, id)
+			cancel()
+			if err == nil {
+				c.mu.Lock()
+				c.writes++
+				c.mu.Unlock()
+				c.checkRuns([]*runbooks.Run{r}, time.Now())
+			}
 		}
 	}
 }
@@ -154,16 +192,20 @@ func (c *checker) sample() {
 	}
 }
 
-func (c *checker) checkRuns(runs []*runbooks.Run, now time.Time) {
+// checkRuns records the runs just read and checks (a), (b) and (d) over
+// the latest read of every run.
+func (c *checker) checkRuns(read []*runbooks.Run, now time.Time) {
 	byNode := map[string][]*runbooks.Run{}
 	var act []*runbooks.Run
 	c.mu.Lock()
-	for _, r := range runs {
+	for _, r := range read {
 		c.runs[r.ID] = r
 		if c.nodeRuns[r.Node] == nil {
 			c.nodeRuns[r.Node] = map[string]bool{}
 		}
 		c.nodeRuns[r.Node][r.ID] = true
+	}
+	for _, r := range c.runs {
 		if active(r) {
 			act = append(act, r)
 			byNode[r.Node] = append(byNode[r.Node], r)
@@ -179,6 +221,7 @@ func (c *checker) checkRuns(runs []*runbooks.Run, now time.Time) {
 			for _, r := range rs {
 				d = append(d, describe(r))
 			}
+			sort.Strings(d)
 			c.violate("a/"+node, "(a) node %s has %d active runs at once: %s", node, len(rs), strings.Join(d, "; "))
 		}
 	}
@@ -192,7 +235,7 @@ func (c *checker) checkRuns(runs []*runbooks.Run, now time.Time) {
 		c.violate("b", "(b) %d active runs at once, max_concurrent_runs is %d: %s", len(act), limit, strings.Join(d, "; "))
 	}
 	// (d)
-	for _, r := range runs {
+	for _, r := range read {
 		c.mu.Lock()
 		f, seen := c.finals[r.ID]
 		if !seen && r.Status.Final() {
@@ -368,8 +411,8 @@ func (c *checker) finish(grace time.Duration) {
 func (c *checker) report() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.t.Logf("invariant checker: %d samples (%d while Redis did not answer), at most %d active run(s) at once, %d violation(s)",
-		c.samples, c.skipped, c.maxActive, len(c.violations))
+	c.t.Logf("invariant checker: %d samples (%d while Redis did not answer), %d run writes read, at most %d active run(s) at once, %d violation(s)",
+		c.samples, c.skipped, c.writes, c.maxActive, len(c.violations))
 	for _, v := range c.violations {
 		c.t.Error(v)
 	}
