@@ -1,8 +1,11 @@
+//go:build linux
+
 package main
 
 import (
 	"log/slog"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -30,6 +33,11 @@ func failpointAfterStep(log *slog.Logger) func(run *runbooks.Run, step string) {
 			return
 		}
 		log.Warn("failpoint: freezing after step", "run", run.ID, "node", run.Node, "step", step)
-		_ = syscall.Kill(os.Getpid(), syscall.SIGSTOP)
+		// Stop from this very thread (tgkill): a process-wide SIGSTOP can
+		// let this thread run one more system call (the next step's save)
+		// before the stop lands.
+		runtime.LockOSThread()
+		_ = syscall.Tgkill(os.Getpid(), syscall.Gettid(), syscall.SIGSTOP)
+		runtime.UnlockOSThread()
 	}
 }

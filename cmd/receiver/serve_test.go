@@ -76,6 +76,12 @@ func startReceiverWith(t *testing.T, r *testenv.Redis, extra, routes, replica st
 			extra += "\n" + def
 		}
 	}
+	// Every test here is its own node-healer (its own Redis) on one shared
+	// cluster: its reconciler would take other tests' cordoned nodes for
+	// orphans. Tests of the reconciler itself live in internal/reconcile.
+	if !strings.Contains(extra, "reconcile_interval") {
+		extra = strings.Replace(extra, "workers: {", "workers: {reconcile_interval: 10m, ", 1)
+	}
 	cfg := fmt.Sprintf("redis: {url: %q}\nwebhook: {auth: {bearer_token_file: token}}\n%s\n%s", r.URL(0), extra, routes)
 	cfgFile := filepath.Join(dir, "node-healer.yml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
