@@ -15,9 +15,6 @@ import (
 )
 
 const (
-	// annotationFence is the lease fence a cordon was written under
-	// (runbooks.AnnotationFence); reported with a finding.
-	annotationFence = "node-healer.io/fence"
 	// fieldManager is the field manager of node-healer's node writes
 	// (internal/kube): its managedFields time says when node-healer last
 	// changed the node, i.e. when the mark was written at the latest.
@@ -119,7 +116,7 @@ func (r *Reconciler) classify(ctx context.Context, v view, refs *queue.Refs) (*f
 	case refs.Has(owner):
 		return nil, nil // a worker will be handed the run
 	}
-	f := &finding{node: v.name, owner: owner, fence: v.annotations[annotationFence], outOfService: v.outOfService}
+	f := &finding{node: v.name, owner: owner, fence: v.annotations[runbooks.AnnotationFence], outOfService: v.outOfService}
 	run, err := r.Runs.Load(ctx, owner)
 	switch {
 	case errors.Is(err, runbooks.ErrRunNotFound):
