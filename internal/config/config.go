@@ -88,10 +88,15 @@ type NodeExec struct {
 	Image     string `yaml:"image"`
 }
 
-// Redis says where run state, the alert stream and locks live.
+// Redis says where run state, the alert stream and locks live: one of
+// URL (a single server, the default), Sentinel or Cluster, each
+// optionally over TLS (see internal/redisconn, which builds the client).
 type Redis struct {
 	URL          string         `yaml:"url"`
 	PasswordFile string         `yaml:"password_file"`
+	Sentinel     *RedisSentinel `yaml:"sentinel"`
+	Cluster      *RedisCluster  `yaml:"cluster"`
+	TLS          *RedisTLS      `yaml:"tls"`
 	KeyPrefix    string         `yaml:"key_prefix"`
 	DedupeTTL    model.Duration `yaml:"dedupe_ttl"`
 	RunTTL       model.Duration `yaml:"run_ttl"`
@@ -101,6 +106,63 @@ type Redis struct {
 
 // Password is the secret read from PasswordFile (empty when unset).
 func (r Redis) Password() Secret { return r.password }
+
+// Describe names the topology for logs and check-config; it carries no
+// secret.
+func (r Redis) Describe() string {
+	var s string
+	switch {
+	case r.Sentinel != nil:
+		s = fmt.Sprintf("sentinel master %q via %s", r.Sentinel.MasterName, strings.Join(r.Sentinel.Addrs, ","))
+	case r.Cluster != nil:
+		s = "cluster via " + strings.Join(r.Cluster.Addrs, ",")
+	default:
+		s = r.URL
+	}
+	if r.TLS != nil {
+		s += " (tls)"
+	}
+	return s
+}
+
+// RedisSentinel finds the primary through Redis Sentinel and follows it
+// across failovers.
+type RedisSentinel struct {
+	MasterName string   `yaml:"master_name"`
+	Addrs      []string `yaml:"addrs"`
+	// Username and PasswordFile authenticate to the primary (and replicas).
+	Username     string `yaml:"username"`
+	PasswordFile string `yaml:"password_file"`
+	// SentinelPasswordFile authenticates to the Sentinels themselves
+	// (Sentinel's requirepass).
+	SentinelPasswordFile string `yaml:"sentinel_password_file"`
+
+	password, sentinelPassword Secret
+}
+
+// Password is the data nodes' secret read from PasswordFile.
+func (s RedisSentinel) Password() Secret { return s.password }
+
+// SentinelPassword is the Sentinels' secret read from SentinelPasswordFile.
+func (s RedisSentinel) SentinelPassword() Secret { return s.sentinelPassword }
+
+// RedisCluster talks to a Redis Cluster; Addrs are seed nodes, the rest
+// of the cluster is discovered. The password is redis.password_file.
+type RedisCluster struct {
+	Addrs []string `yaml:"addrs"`
+}
+
+// RedisTLS is the client side of TLS to Redis, for every topology. Files
+// are read when the client is built (internal/redisconn, through
+// prometheus/common's TLSConfig); the client certificate is re-read on
+// each handshake, so it can be rotated in place.
+type RedisTLS struct {
+	CAFile             string `yaml:"ca_file"`
+	CertFile           string `yaml:"cert_file"`
+	KeyFile            string `yaml:"key_file"`
+	ServerName         string `yaml:"server_name"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+}
 
 // Kubernetes tunes the client-go client.
 type Kubernetes struct {
@@ -184,7 +246,7 @@ func (c *Config) setDefaults() {
 			*p = model.Duration(v)
 		}
 	}
-	if c.Redis.URL == "" {
+	if c.Redis.URL == "" && c.Redis.Sentinel == nil && c.Redis.Cluster == nil {
 		c.Redis.URL = DefaultRedisURL
 	}
 	if c.Redis.KeyPrefix == "" {
@@ -305,14 +367,8 @@ func loadFile(path string, knownRunbooks []string, secrets bool) (*Config, error
 }
 
 func (c *Config) validate(known []string) error {
-	u, err := url.Parse(c.Redis.URL)
-	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
-		return fmt.Errorf("redis.url: %q is not a redis:// or rediss:// URL with a host", c.Redis.URL)
-	}
-	if u.User != nil {
-		if _, ok := u.User.Password(); ok {
-			return errors.New("redis.url: do not put a password in the URL; use redis.password_file")
-		}
+	if err := c.Redis.validate(); err != nil {
+		return err
 	}
 	if strings.ContainsAny(c.Redis.KeyPrefix, " {}") {
 		return fmt.Errorf("redis.key_prefix: %q must not contain spaces or braces", c.Redis.KeyPrefix)
@@ -418,6 +474,17 @@ func (c *Config) readSecrets(baseDir string) error {
 		return nil
 	}
 	if err := read("redis.password_file", c.Redis.PasswordFile, &c.Redis.password); err != nil {
+		return err
+	}
+	if s := c.Redis.Sentinel; s != nil {
+		if err := read("redis.sentinel.password_file", s.PasswordFile, &s.password); err != nil {
+			return err
+		}
+		if err := read("redis.sentinel.sentinel_password_file", s.SentinelPasswordFile, &s.sentinelPassword); err != nil {
+			return err
+		}
+	}
+	if err := c.Redis.TLS.resolve(baseDir); err != nil {
 		return err
 	}
 	if err := read("webhook.auth.bearer_token_file", c.Webhook.Auth.BearerTokenFile, &c.Webhook.Auth.token); err != nil {
