@@ -86,7 +86,7 @@ func startChecker(t *testing.T, e *faultEnv) *checker {
 	defer cancel()
 	must(t, e.rdb.ConfigSet(ctx, "notify-keyspace-events", "K$").Err())
 	sub := redis.NewClient(&redis.Options{Addr: e.redis.Addr})
-	ps := sub.PSubscribe(ctx, "__keyspace@0__:"+faultPrefix+":run:*")
+	ps := sub.PSubscribe(ctx, "__keyspace@0__:{"+faultPrefix+"}:run:*")
 	if _, err := ps.Receive(ctx); err != nil {
 		t.Fatalf("subscribe to run writes: %v", err)
 	}
@@ -104,7 +104,7 @@ func (c *checker) loop(writes <-chan *redis.Message) {
 	defer close(c.done)
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
-	keyPrefix := "__keyspace@0__:" + faultPrefix + ":run:"
+	keyPrefix := "__keyspace@0__:{" + faultPrefix + "}:run:"
 	c.sample()
 	for {
 		select {

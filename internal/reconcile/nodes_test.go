@@ -214,7 +214,7 @@ func TestMarkedNodes(t *testing.T) {
 			rdb.XAck(ctx, q.Stream(), "workers", ref.Entry)
 			rdb.XDel(ctx, q.Stream(), ref.Entry)
 		}
-		if err := rdb.Del(ctx, prefix+":run:"+id).Err(); err != nil {
+		if err := rdb.Del(ctx, "{"+prefix+"}:run:"+id).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -7,6 +7,19 @@
 // after another took the node's lease over — is refused with
 // runbooks.ErrStaleWrite, logged and counted in
 // node_healer_stale_writes_total. A final record is never rewritten.
+//
+// # Keys
+//
+// Every key of the store carries the hash tag {P} (P the prefix), so the
+// save script, which touches a record, its fence and the index together,
+// and the MGETs of List and Active stay in one Redis Cluster slot:
+//
+//	{P}:run:ID        the run, JSON, expiring after the retention period
+//	{P}:run:ID:fence  hash {fence, final} of the last write; same expiry
+//	{P}:runs          sorted set of run IDs by creation time (ms)
+//
+// Before Redis Cluster support they were P:run:ID, P:run:ID:fence and
+// P:runs: runs stored under those names are not read after an upgrade.
 package runstore
 
 import (
@@ -40,7 +53,8 @@ type Options struct {
 
 var _ runbooks.Store = (*Store)(nil)
 
-// New returns a store using keys under prefix; runs are kept for ttl.
+// New returns a store using keys under {prefix} (prefix must not contain
+// '{' or '}'); runs are kept for ttl.
 func New(rdb redis.UniversalClient, prefix string, ttl time.Duration, opts ...Options) *Store {
 	if ttl == 0 {
 		ttl = 7 * 24 * time.Hour
@@ -59,14 +73,16 @@ func New(rdb redis.UniversalClient, prefix string, ttl time.Duration, opts ...Op
 	if o.Registerer != nil {
 		o.Registerer.MustRegister(stale)
 	}
-	return &Store{rdb: rdb, prefix: prefix, ttl: ttl, log: o.Log, stale: stale}
+	// One hash tag for every key: see Keys in the package documentation.
+	return &Store{rdb: rdb, prefix: "{" + prefix + "}", ttl: ttl, log: o.Log, stale: stale}
 }
 
 func (s *Store) key(id string) string   { return s.prefix + ":run:" + id }
 func (s *Store) fence(id string) string { return s.prefix + ":run:" + id + ":fence" }
 func (s *Store) index() string          { return s.prefix + ":runs" }
 
-// saveScript: KEYS[1] run record, KEYS[2] its fence hash {fence, final},
+// saveScript: every key it touches is in KEYS, all with the same hash tag.
+// KEYS[1] run record, KEYS[2] its fence hash {fence, final},
 // KEYS[3] the index. ARGV[1] record JSON, ARGV[2] the writer's fence,
 // ARGV[3] 1 if the record is final, ARGV[4] TTL ms, ARGV[5] index score,
 // ARGV[6] run ID, ARGV[7] index cutoff. Returns {1, stored fence, 0} on a
