@@ -40,18 +40,18 @@ func TestSaveLoadList(t *testing.T) {
 		t.Fatalf("list newest first, limit 2: %v %v", list, err)
 	}
 	// An expired record drops out of the list.
-	if err := c.Del(ctx, "t:run:c").Err(); err != nil {
+	if err := c.Del(ctx, "{t}:run:c").Err(); err != nil {
 		t.Fatal(err)
 	}
 	list, _ = s.List(ctx, 10)
 	if len(list) != 2 || list[0].ID != "b" {
 		t.Fatalf("after expiry: %v", list)
 	}
-	if ttl := c.TTL(ctx, "t:run:a").Val(); ttl <= 0 || ttl > time.Hour {
+	if ttl := c.TTL(ctx, "{t}:run:a").Val(); ttl <= 0 || ttl > time.Hour {
 		t.Fatalf("run record ttl %s", ttl)
 	}
 	// A corrupt record is an error that says so.
-	c.Set(ctx, "t:run:x", "{not json", 0)
+	c.Set(ctx, "{t}:run:x", "{not json", 0)
 	if _, err := s.Load(ctx, "x"); err == nil || !strings.Contains(err.Error(), "corrupt record") {
 		t.Fatalf("corrupt: %v", err)
 	}
