@@ -56,7 +56,7 @@ func runCheckConfig(files []string, out io.Writer) error {
 		}
 		sort.Strings(books)
 		fmt.Fprintf(out, "%s: OK — %d routes, runbooks: %s; redis %s; %d workers; lock ttl %s\n",
-			f, len(c.Routes), strings.Join(books, ", "), c.Redis.URL, c.Workers.Count, c.Locks.TTL)
+			f, len(c.Routes), strings.Join(books, ", "), c.Redis.Describe(), c.Workers.Count, c.Locks.TTL)
 	}
 	return nil
 }

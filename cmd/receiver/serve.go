@@ -25,6 +25,7 @@ import (
 	"github.com/node-healer/node-healer/internal/metrics"
 	"github.com/node-healer/node-healer/internal/queue"
 	"github.com/node-healer/node-healer/internal/reconcile"
+	"github.com/node-healer/node-healer/internal/redisconn"
 	"github.com/node-healer/node-healer/internal/runbooks"
 	"github.com/node-healer/node-healer/internal/runstore"
 	"github.com/node-healer/node-healer/internal/safety"
@@ -41,25 +42,11 @@ type serveOptions struct {
 	Log           logOptions
 }
 
-// newRedis builds the client from config, the --redis.url override and
-// the password file or $NODE_HEALER_REDIS_PASSWORD.
-func newRedis(cfg *config.Config, urlOverride string) (*redis.Client, error) {
-	u := cfg.Redis.URL
-	if urlOverride != "" {
-		u = urlOverride
-	}
-	opt, err := redis.ParseURL(u)
-	if err != nil {
-		return nil, fmt.Errorf("redis url: %w", err)
-	}
-	if p := cfg.Redis.Password(); p != "" {
-		opt.Password = string(p)
-	} else if p := os.Getenv("NODE_HEALER_REDIS_PASSWORD"); p != "" {
-		opt.Password = p
-	}
-	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = 2*time.Second, 3*time.Second, 3*time.Second
-	opt.MaxRetries = 2
-	return redis.NewClient(opt), nil
+// newRedis builds the client for the configured topology (single,
+// Sentinel or Cluster, optionally TLS), with the --redis.url override and
+// $NODE_HEALER_REDIS_PASSWORD when no password file is configured.
+func newRedis(cfg *config.Config, urlOverride string) (redis.UniversalClient, error) {
+	return redisconn.New(cfg.Redis, redisconn.Options{URL: urlOverride, Password: os.Getenv("NODE_HEALER_REDIS_PASSWORD")})
 }
 
 func replicaName(o string) string {
@@ -84,6 +71,15 @@ func runServe(ctx context.Context, o serveOptions, logw io.Writer) error {
 		return err
 	}
 	defer rdb.Close()
+	go func() {
+		// Say at start-up what /-/ready will say: a certificate that does
+		// not verify is a configuration error, not an outage.
+		pctx, c := context.WithTimeout(ctx, 5*time.Second)
+		defer c()
+		if err := redisconn.Ping(pctx, rdb); err != nil && ctx.Err() == nil {
+			log.Error("redis not usable at start-up; /-/ready fails and webhooks answer 503 until it is", "redis", cfg.Redis.Describe(), "err", err)
+		}
+	}()
 
 	restCfg, err := kube.Config(o.Kubeconfig, cfg.Kubernetes.QPS, cfg.Kubernetes.Burst)
 	if err != nil {
@@ -143,7 +139,7 @@ func runServe(ctx context.Context, o serveOptions, logw io.Writer) error {
 		Status: func(ctx context.Context) (any, error) { return gate.Status(ctx, store) }, Runs: store, Auth: cfg.Webhook.Auth,
 		MaxBody: cfg.Webhook.MaxBodyBytes, DryRun: o.DryRun, Metrics: m, Gatherer: promReg, Log: log,
 		Ready: []handlers.Check{
-			{Name: "redis", Func: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
+			{Name: "redis", Func: func(ctx context.Context) error { return redisconn.Ping(ctx, rdb) }},
 			{Name: "kubernetes", Func: func(ctx context.Context) error {
 				if !nodeCache.Synced() {
 					return errors.New("node cache not synced yet")
@@ -167,7 +163,7 @@ func runServe(ctx context.Context, o serveOptions, logw io.Writer) error {
 		return fmt.Errorf("listen on %s: %w", o.ListenAddress, err)
 	}
 	log.Info("node-healer starting", "listen", ln.Addr().String(), "replica", replica, "routes", len(cfg.Routes),
-		"workers", cfg.Workers.Count, "dry_run", o.DryRun, "tls", cfg.Webhook.TLS != nil)
+		"workers", cfg.Workers.Count, "dry_run", o.DryRun, "tls", cfg.Webhook.TLS != nil, "redis", cfg.Redis.Describe())
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
