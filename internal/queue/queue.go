@@ -7,6 +7,16 @@
 // dead consumer left pending are claimed by another with XAUTOCLAIM once
 // they have been idle longer than ClaimAfter; a live worker keeps its
 // entry fresh with Touch while the run goes on.
+//
+// # Keys
+//
+// Every key carries the hash tag {P} (P the prefix), so the enqueue and
+// requeue scripts, which touch the stream and dedupe keys together, stay
+// in one Redis Cluster slot:
+//
+//	{P}:alerts         the stream (field "job": the job's JSON), group "workers"
+//	{P}:dedupe:RUN     the run ID of an accepted alert identity; DedupeTTL
+//	{P}:resolved:FP    endsAt of a resolved alert, by fingerprint; DedupeTTL
 package queue
 
 import (
