@@ -1,0 +1,233 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// SentinelMaster is the name the Sentinels monitor the primary under.
+const SentinelMaster = "mymaster"
+
+// RedisSentinel is a primary, one replica and three Sentinels (quorum 2,
+// down-after-milliseconds 1000, failover-timeout 5000) on loopback, with
+// persistence off: SIGKILL of the primary gets the replica promoted in
+// about eight seconds.
+type RedisSentinel struct {
+	MasterName string
+	Sentinels  []string // host:port of each Sentinel
+	dir        string
+	servers    map[string]*proc // data nodes by address
+	sentinels  []*proc
+}
+
+// StartRedisSentinel starts the five processes under dir and returns once
+// the replica has synced and every Sentinel knows the replica and the
+// other two Sentinels (so a failover can be agreed on).
+func StartRedisSentinel(ctx context.Context, dir string) (*RedisSentinel, error) {
+	bin, err := RedisServerPath()
+	if err != nil {
+		return nil, err
+	}
+	s := &RedisSentinel{MasterName: SentinelMaster, dir: dir, servers: map[string]*proc{}}
+	ok := false
+	defer func() {
+		if !ok {
+			s.Stop()
+		}
+	}()
+	primary, err := s.startServer(bin, "primary")
+	if err != nil {
+		return nil, err
+	}
+	replica, err := s.startServer(bin, "replica", "--replicaof", "127.0.0.1", port(primary))
+	if err != nil {
+		return nil, err
+	}
+	for i := range 3 {
+		if err := s.startSentinel(bin, i, primary); err != nil {
+			return nil, err
+		}
+	}
+	// The replica has the data set (WAIT right after start can answer 0).
+	rc := redis.NewClient(&redis.Options{Addr: replica})
+	defer rc.Close()
+	if err := s.servers[replica].waitUntil(ctx, 20*time.Second, func(ctx context.Context) error {
+		info, err := rc.Info(ctx, "replication").Result()
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(info, "master_link_status:up") {
+			return fmt.Errorf("replica not in sync: %s", info)
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	for i, addr := range s.Sentinels {
+		sc := redis.NewSentinelClient(&redis.Options{Addr: addr})
+		err := s.sentinels[i].waitUntil(ctx, 30*time.Second, func(ctx context.Context) error {
+			reps, err := sc.Replicas(ctx, s.MasterName).Result()
+			if err != nil {
+				return err
+			}
+			peers, err := sc.Sentinels(ctx, s.MasterName).Result()
+			if err != nil {
+				return err
+			}
+			if len(reps) < 1 || len(peers) < 2 {
+				return fmt.Errorf("sentinel knows %d replicas and %d other sentinels", len(reps), len(peers))
+			}
+			return nil
+		})
+		sc.Close()
+		if err != nil {
+			return nil, err
+		}
+	}
+	ok = true
+	return s, nil
+}
+
+func port(addr string) string {
+	_, p, _ := net.SplitHostPort(addr)
+	return p
+}
+
+func (s *RedisSentinel) startServer(bin, name string, extra ...string) (string, error) {
+	p, err := FreePort()
+	if err != nil {
+		return "", err
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
+	d := filepath.Join(s.dir, name)
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		return "", err
+	}
+	args := append([]string{"--port", strconv.Itoa(p), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", d}, extra...)
+	pr, err := startProc("redis-server "+name, bin, args, filepath.Join(d, "redis.log"))
+	if err != nil {
+		return "", err
+	}
+	s.servers[addr] = pr
+	if err := waitTCP(addr, 10*time.Second); err != nil {
+		return "", pr.fail(err)
+	}
+	return addr, nil
+}
+
+func (s *RedisSentinel) startSentinel(bin string, i int, primary string) error {
+	p, err := FreePort()
+	if err != nil {
+		return err
+	}
+	d := filepath.Join(s.dir, fmt.Sprintf("sentinel%d", i))
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		return err
+	}
+	// Sentinel rewrites its config file: it must be writable and its own.
+	conf := filepath.Join(d, "sentinel.conf")
+	body := fmt.Sprintf(`port %d
+bind 127.0.0.1
+dir %s
+sentinel monitor %s 127.0.0.1 %s 2
+sentinel down-after-milliseconds %[3]s 1000
+sentinel failover-timeout %[3]s 5000
+sentinel parallel-syncs %[3]s 1
+`, p, d, s.MasterName, port(primary))
+	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
+		return err
+	}
+	pr, err := startProc(fmt.Sprintf("redis-sentinel %d", i), bin, []string{conf, "--sentinel"}, filepath.Join(d, "sentinel.log"))
+	if err != nil {
+		return err
+	}
+	s.sentinels = append(s.sentinels, pr)
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
+	s.Sentinels = append(s.Sentinels, addr)
+	if err := waitTCP(addr, 10*time.Second); err != nil {
+		return pr.fail(err)
+	}
+	return nil
+}
+
+// Primary asks a Sentinel for the current primary's address.
+func (s *RedisSentinel) Primary(ctx context.Context) (string, error) {
+	var last error
+	for _, addr := range s.Sentinels {
+		sc := redis.NewSentinelClient(&redis.Options{Addr: addr})
+		hp, err := sc.GetMasterAddrByName(ctx, s.MasterName).Result()
+		sc.Close()
+		if err == nil && len(hp) == 2 {
+			return net.JoinHostPort(hp[0], hp[1]), nil
+		}
+		last = err
+	}
+	return "", fmt.Errorf("no sentinel names a primary for %s: %v", s.MasterName, last)
+}
+
+// KillPrimary SIGKILLs the current primary (no restart: its data is gone)
+// and returns its address.
+func (s *RedisSentinel) KillPrimary(ctx context.Context) (string, error) {
+	addr, err := s.Primary(ctx)
+	if err != nil {
+		return "", err
+	}
+	p := s.servers[addr]
+	if p == nil {
+		return "", fmt.Errorf("primary %s is not one of this set's servers", addr)
+	}
+	_ = p.cmd.Process.Kill()
+	<-p.done
+	return addr, nil
+}
+
+// WaitFailover waits until the Sentinels name a primary other than old.
+func (s *RedisSentinel) WaitFailover(ctx context.Context, old string, timeout time.Duration) (string, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		cur, err := s.Primary(ctx)
+		if err == nil && cur != old {
+			return cur, nil
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("no failover from %s within %s (now %q, %v)\n%s", old, timeout, cur, err, s.LogTails(15))
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// LogTails returns the last n lines of every process's log.
+func (s *RedisSentinel) LogTails(n int) string {
+	var b strings.Builder
+	for _, p := range s.all() {
+		fmt.Fprintf(&b, "--- %s (%s) ---\n%s\n", p.name, p.log, tailFile(p.log, n))
+	}
+	return b.String()
+}
+
+func (s *RedisSentinel) all() []*proc {
+	ps := append([]*proc{}, s.sentinels...)
+	for _, p := range s.servers {
+		ps = append(ps, p)
+	}
+	return ps
+}
+
+// Stop kills every process.
+func (s *RedisSentinel) Stop() {
+	for _, p := range s.all() {
+		p.stop(0)
+	}
+}
