@@ -10,7 +10,8 @@
 //	P:lock:{N}   "<token>:<fence>" with a PX expiry (the lease)
 //	P:fence:{N}  last fence handed out for N; never expires
 //
-// Every operation is one Lua script, so each is atomic:
+// Every operation is one Lua script, so each is atomic, and every script
+// names all the keys it touches in KEYS (Redis Cluster routes on them):
 //
 //   - Acquire: if the lock key is free, compute the next fence and
 //     SET token:fence PX ttl. If the key holds OUR token, this is go-redis
