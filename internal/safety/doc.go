@@ -15,4 +15,17 @@
 // Every input that cannot be read refuses (fail closed): Redis, the node
 // list, Alertmanager. All state lives in Redis, so every replica sees the
 // same limits.
+//
+// # Keys
+//
+// Under the prefix P, each operation touches one key (so any key works on
+// Redis Cluster); the caps are internal/locks primitives:
+//
+//	P:paused                 the global pause (JSON: by, reason, since)
+//	P:breaker                hash: the blast-radius breaker's state
+//	P:firing                 hash: fingerprint → "node|unix time" of firing alerts
+//	P:slots:{runs}           concurrent runs (locks.Slots)
+//	P:slots:{control-plane}  concurrent control-plane runs (locks.Slots)
+//	P:rate:{reboots}         the reboot budget (locks.RateLimiter, GCRA)
+//	P:window:{node-runs:N}   runs on node N in the window (locks.Window)
 package safety
