@@ -85,6 +85,15 @@
 //
 // With the defaults (interval 30s, grace 60s) the bound is 90s.
 //
+// # Keys
+//
+// The reconciler reads the run store's and the queue's keys (see those
+// packages) and takes leases with internal/locks; its own key, one hash
+// written in MULTI (one key, so any slot on Redis Cluster), is
+//
+//	P:reconcile:suspects  finding (node|run|kind) → first sighting, ms
+//	P:lock:{reconcile}    the lease of the replica running a pass
+//
 // Metrics: node_healer_reconcile_passes_total{result=ok|skipped|error},
 // node_healer_orphans_total{kind=run_requeued|node_escalated} and
 // node_healer_reconcile_last_success_timestamp_seconds. Every finding is a
