@@ -1,6 +1,7 @@
 package config
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
@@ -50,4 +51,24 @@ redis:
 			t.Errorf("Describe() = %q", d)
 		}
 	})
+}
+
+// TestRedisExamples: the shipped Redis examples are valid configs (their
+// secret and CA files name production paths, so they are not read here).
+func TestRedisExamples(t *testing.T) {
+	for _, f := range []string{"redis-sentinel.yml", "redis-tls.yml"} {
+		t.Run(f, func(t *testing.T) {
+			data, err := os.ReadFile("../../examples/" + f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := parse(data, ".", nil, false)
+			if err != nil {
+				t.Fatalf("the shipped example must load: %v", err)
+			}
+			if c.Redis.Sentinel == nil && c.Redis.TLS == nil {
+				t.Errorf("%s configures neither Sentinel nor TLS", f)
+			}
+		})
+	}
 }
