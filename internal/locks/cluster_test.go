@@ -22,49 +22,40 @@ func TestOnRedisCluster(t *testing.T) {
 	}
 	_, rdb := testenv.NewRedisCluster(t)
 	ctx := context.Background()
-	must := func(what string, err error) {
-		t.Helper()
-		if testenv.IsCrossSlot(err) {
-			t.Fatalf("%s: keys in different cluster slots: %v", what, err)
-		}
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
 
 	t.Run("locks", func(t *testing.T) {
 		l := locks.New(rdb, "t")
 		for i := range 10 {
 			name := fmt.Sprintf("node:n%d", i)
 			lease, err := l.Acquire(ctx, name, 2*time.Second)
-			must("acquire "+name, err)
+			testenv.ClusterOK(t, "acquire "+name, err)
 			if _, err := l.Acquire(ctx, name, time.Second); !errors.Is(err, locks.ErrNotAcquired) {
-				must("second acquire", err)
+				testenv.ClusterOK(t, "second acquire", err)
 				t.Fatalf("second acquire of %s: %v, want ErrNotAcquired", name, err)
 			}
 			replay, err := l.AcquireToken(ctx, name, lease.Token(), 2*time.Second)
-			must("replayed acquire", err)
+			testenv.ClusterOK(t, "replayed acquire", err)
 			if replay.Fence() != lease.Fence() {
 				t.Fatalf("replayed acquire: fence %d, want %d", replay.Fence(), lease.Fence())
 			}
 			tok, fence, _, err := l.Holder(ctx, name)
-			must("holder", err)
+			testenv.ClusterOK(t, "holder", err)
 			if tok != lease.Token() || fence != lease.Fence() {
 				t.Fatalf("holder %s/%d, want %s/%d", tok, fence, lease.Token(), lease.Fence())
 			}
-			must("refresh", lease.Refresh(ctx, 2*time.Second))
+			testenv.ClusterOK(t, "refresh", lease.Refresh(ctx, 2*time.Second))
 			kept, stop := lease.Keep(ctx)
 			stop()
 			if err := context.Cause(kept); err != nil && !errors.Is(err, context.Canceled) {
 				t.Fatalf("keep: %v", err)
 			}
-			must("release", lease.Release(ctx))
+			testenv.ClusterOK(t, "release", lease.Release(ctx))
 			next, err := l.Acquire(ctx, name, time.Second)
-			must("acquire again", err)
+			testenv.ClusterOK(t, "acquire again", err)
 			if next.Fence() <= lease.Fence() {
 				t.Fatalf("fence %d after %d: not increasing", next.Fence(), lease.Fence())
 			}
-			must("release again", next.Release(ctx))
+			testenv.ClusterOK(t, "release again", next.Release(ctx))
 		}
 	})
 
@@ -72,22 +63,22 @@ func TestOnRedisCluster(t *testing.T) {
 		s := locks.NewSlots(rdb, "t")
 		for _, pool := range []string{"runs", "control-plane", "p1", "p2", "p3"} {
 			ok, _, err := s.Acquire(ctx, pool, "h1", 1, time.Minute)
-			must("slot acquire", err)
+			testenv.ClusterOK(t, "slot acquire", err)
 			if !ok {
 				t.Fatalf("%s: first slot refused", pool)
 			}
 			ok, _, err = s.Acquire(ctx, pool, "h2", 1, time.Minute)
-			must("slot acquire (full)", err)
+			testenv.ClusterOK(t, "slot acquire (full)", err)
 			if ok {
 				t.Fatalf("%s: second slot over a limit of 1", pool)
 			}
-			must("slot refresh", s.Refresh(ctx, pool, "h1", time.Minute))
+			testenv.ClusterOK(t, "slot refresh", s.Refresh(ctx, pool, "h1", time.Minute))
 			hs, err := s.Holders(ctx, pool)
-			must("slot holders", err)
+			testenv.ClusterOK(t, "slot holders", err)
 			if fmt.Sprint(hs) != "[h1]" {
 				t.Fatalf("%s: holders %v", pool, hs)
 			}
-			must("slot release", s.Release(ctx, pool, "h1"))
+			testenv.ClusterOK(t, "slot release", s.Release(ctx, pool, "h1"))
 		}
 	})
 
@@ -96,11 +87,11 @@ func TestOnRedisCluster(t *testing.T) {
 		lim := locks.Limit{Rate: 1, Period: time.Hour, Burst: 1}
 		for _, key := range []string{"reboots", "k1", "k2", "k3"} {
 			p, err := r.Peek(ctx, key, lim)
-			must("peek", err)
+			testenv.ClusterOK(t, "peek", err)
 			a, err := r.Allow(ctx, key, lim)
-			must("allow", err)
+			testenv.ClusterOK(t, "allow", err)
 			b, err := r.Allow(ctx, key, lim)
-			must("allow again", err)
+			testenv.ClusterOK(t, "allow again", err)
 			if !p.Allowed || !a.Allowed || b.Allowed {
 				t.Fatalf("%s: peek %v, allow %v, again %v; want true true false", key, p.Allowed, a.Allowed, b.Allowed)
 			}
@@ -112,15 +103,15 @@ func TestOnRedisCluster(t *testing.T) {
 		for _, key := range []string{"node:n1", "node:n2", "node:n3", "node:n4"} {
 			for _, id := range []string{"r1", "r2", "r1"} {
 				_, err := w.Record(ctx, key, id, time.Hour)
-				must("window record", err)
+				testenv.ClusterOK(t, "window record", err)
 			}
 			n, err := w.Count(ctx, key, time.Hour)
-			must("window count", err)
+			testenv.ClusterOK(t, "window count", err)
 			if n != 2 {
 				t.Fatalf("%s: count %d, want 2", key, n)
 			}
 			oldest, err := w.Oldest(ctx, key, time.Hour)
-			must("window oldest", err)
+			testenv.ClusterOK(t, "window oldest", err)
 			if oldest.IsZero() {
 				t.Fatalf("%s: no oldest", key)
 			}

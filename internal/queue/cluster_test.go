@@ -21,16 +21,7 @@ func TestOnRedisCluster(t *testing.T) {
 	_, rdb := testenv.NewRedisCluster(t)
 	ctx := context.Background()
 	q := New(rdb, Options{Prefix: "t", ClaimAfter: time.Hour})
-	must := func(what string, err error) {
-		t.Helper()
-		if testenv.IsCrossSlot(err) {
-			t.Fatalf("%s: keys in different cluster slots: %v", what, err)
-		}
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	must("ensure group", q.EnsureGroup(ctx))
+	testenv.ClusterOK(t, "ensure group", q.EnsureGroup(ctx))
 
 	// Enough jobs that untagged dedupe keys would spread over every master.
 	var jobs []Job
@@ -39,7 +30,7 @@ func TestOnRedisCluster(t *testing.T) {
 	}
 	jobs = append(jobs, job("fp0"))
 	added, err := q.Enqueue(ctx, jobs)
-	must("enqueue", err)
+	testenv.ClusterOK(t, "enqueue", err)
 	if added[0] != true || added[20] != false {
 		t.Fatalf("enqueue: added %v, want the repeat of fp0 refused", added)
 	}
@@ -47,47 +38,47 @@ func TestOnRedisCluster(t *testing.T) {
 	for i := range 20 {
 		resolved[fmt.Sprintf("fp%d", i)] = time.Now()
 	}
-	must("record resolved", q.RecordResolved(ctx, resolved))
+	testenv.ClusterOK(t, "record resolved", q.RecordResolved(ctx, resolved))
 	ok, _, err := q.Resolved(ctx, "fp7")
-	must("resolved", err)
+	testenv.ClusterOK(t, "resolved", err)
 	if !ok {
 		t.Fatal("fp7 not recorded as resolved")
 	}
 
 	ds, bad, err := q.Read(ctx, "c1", 5, 0)
-	must("read", err)
+	testenv.ClusterOK(t, "read", err)
 	if len(ds) != 5 || len(bad) != 0 {
 		t.Fatalf("read %d (%d bad), want 5", len(ds), len(bad))
 	}
-	must("touch", q.Touch(ctx, "c1", ds[0].ID))
-	must("ack", q.Ack(ctx, ds[0].ID))
+	testenv.ClusterOK(t, "touch", q.Touch(ctx, "c1", ds[0].ID))
+	testenv.ClusterOK(t, "ack", q.Ack(ctx, ds[0].ID))
 	lag, pending, err := q.Backlog(ctx)
-	must("backlog", err)
+	testenv.ClusterOK(t, "backlog", err)
 	if lag != 15 || pending != 4 {
 		t.Fatalf("backlog: lag %d pending %d, want 15 and 4", lag, pending)
 	}
 
 	// A dead entry (acknowledged, not deleted) is deleted by Requeue.
-	must("xack", rdb.XAck(ctx, q.Stream(), "workers", ds[1].ID).Err())
+	testenv.ClusterOK(t, "xack", rdb.XAck(ctx, q.Stream(), "workers", ds[1].ID).Err())
 	refs, err := q.Refs(ctx)
-	must("refs", err)
+	testenv.ClusterOK(t, "refs", err)
 	dead := refs.DeadFor(ds[1].Job.RunID)
 	if len(dead) != 1 || refs.Has(ds[1].Job.RunID) {
 		t.Fatalf("refs: dead %v, live %v", dead, refs.Live[ds[1].Job.RunID])
 	}
 	_, err = q.Requeue(ctx, ds[1].Job, dead...)
-	must("requeue", err)
+	testenv.ClusterOK(t, "requeue", err)
 	refs, err = q.Refs(ctx)
-	must("refs after requeue", err)
+	testenv.ClusterOK(t, "refs after requeue", err)
 	if !refs.Has(ds[1].Job.RunID) || len(refs.DeadFor(ds[1].Job.RunID)) != 0 {
 		t.Fatalf("requeue: live %v dead %v", refs.Live[ds[1].Job.RunID], refs.DeadFor(ds[1].Job.RunID))
 	}
 
 	// A consumer with nothing pending is pruned (one script, XINFO + DELCONSUMER).
-	must("create consumer", rdb.XGroupCreateConsumer(ctx, q.Stream(), "workers", "idle").Err())
+	testenv.ClusterOK(t, "create consumer", rdb.XGroupCreateConsumer(ctx, q.Stream(), "workers", "idle").Err())
 	time.Sleep(20 * time.Millisecond)
 	gone, err := q.PruneConsumers(ctx, 10*time.Millisecond)
-	must("prune consumers", err)
+	testenv.ClusterOK(t, "prune consumers", err)
 	if fmt.Sprint(gone) != "[idle]" {
 		t.Fatalf("pruned %v, want [idle] (c1 has entries pending)", gone)
 	}

@@ -34,18 +34,9 @@ func TestOnRedisCluster(t *testing.T) {
 	}
 	_, rdb := testenv.NewRedisCluster(t)
 	ctx := context.Background()
-	must := func(what string, err error) {
-		t.Helper()
-		if testenv.IsCrossSlot(err) {
-			t.Fatalf("%s: keys in different cluster slots: %v", what, err)
-		}
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
 	store := runstore.New(rdb, prefix, time.Hour)
 	q := queue.New(rdb, queue.Options{Prefix: prefix})
-	must("ensure group", q.EnsureGroup(ctx))
+	testenv.ClusterOK(t, "ensure group", q.EnsureGroup(ctx))
 
 	// Runs on many nodes, one of them lost: its entry was acknowledged by
 	// hand (dead), so nothing leads a worker to it.
@@ -56,19 +47,19 @@ func TestOnRedisCluster(t *testing.T) {
 		run := runbooks.NewRun(queue.Job{RunID: runbooks.RunID(fp, at), Fingerprint: fp, StartsAt: at,
 			Node: fmt.Sprintf("n%d", i), Runbook: "cordon"}, time.Now())
 		run.Status = runbooks.StatusRunning
-		must("save", store.Save(ctx, run))
+		testenv.ClusterOK(t, "save", store.Save(ctx, run))
 		if i == 0 {
 			lost = run // its entry is the stream's first
 		}
 		_, err := q.Enqueue(ctx, []queue.Job{{RunID: run.ID, Fingerprint: fp, StartsAt: at, Node: run.Node, Runbook: "cordon"}})
-		must("enqueue", err)
+		testenv.ClusterOK(t, "enqueue", err)
 	}
 	ds, _, err := q.Read(ctx, "c", 1, 0)
-	must("read", err)
+	testenv.ClusterOK(t, "read", err)
 	if len(ds) != 1 || ds[0].Job.RunID != lost.ID {
 		t.Fatalf("read %+v, want the lost run's entry first", ds)
 	}
-	must("xack", rdb.XAck(ctx, q.Stream(), "workers", ds[0].ID).Err())
+	testenv.ClusterOK(t, "xack", rdb.XAck(ctx, q.Stream(), "workers", ds[0].ID).Err())
 
 	marked := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "m1",
 		Annotations: map[string]string{runbooks.AnnotationCordonedBy: "gone"}}, Spec: corev1.NodeSpec{Unschedulable: true}}
@@ -78,17 +69,17 @@ func TestOnRedisCluster(t *testing.T) {
 		Now: func() time.Time { return time.Now().Add(3 * time.Hour) }} // every run looks idle past the grace
 
 	rep, err := r.Pass(ctx)
-	must("pass", err)
+	testenv.ClusterOK(t, "pass", err)
 	if fmt.Sprint(rep.Requeued) != fmt.Sprint([]string{lost.ID}) || rep.Waiting != 1 || len(rep.Escalated) != 0 {
 		t.Fatalf("pass: %+v; want %s re-queued and the marked node waiting", rep, lost.ID)
 	}
 	refs, err := q.Refs(ctx)
-	must("refs", err)
+	testenv.ClusterOK(t, "refs", err)
 	if !refs.Has(lost.ID) || len(refs.DeadFor(lost.ID)) != 0 {
 		t.Fatalf("after the pass: live %v, dead %v", refs.Live[lost.ID], refs.DeadFor(lost.ID))
 	}
 	n, err := rdb.HLen(ctx, prefix+":reconcile:suspects").Result()
-	must("suspects", err)
+	testenv.ClusterOK(t, "suspects", err)
 	if n != 1 {
 		t.Fatalf("%d suspects recorded, want 1", n)
 	}
@@ -96,7 +87,7 @@ func TestOnRedisCluster(t *testing.T) {
 	// The mark goes away: the suspect is forgotten.
 	lister.nodes = nil
 	rep, err = r.Pass(ctx)
-	must("second pass", err)
+	testenv.ClusterOK(t, "second pass", err)
 	if len(rep.Requeued) != 0 || rep.Waiting != 0 {
 		t.Fatalf("second pass: %+v, want nothing to do", rep)
 	}

@@ -23,15 +23,6 @@ func TestOnRedisCluster(t *testing.T) {
 	}
 	_, rdb := testenv.NewRedisCluster(t)
 	ctx := context.Background()
-	must := func(what string, err error) {
-		t.Helper()
-		if testenv.IsCrossSlot(err) {
-			t.Fatalf("%s: keys in different cluster slots: %v", what, err)
-		}
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
 	nodes := workers("n1", "n2", "n3", "n4")
 	for _, cp := range []string{"cp1", "cp2", "cp3"} {
 		nodes = append(nodes, NodeInfo{Name: cp, Ready: true, ControlPlane: true})
@@ -43,21 +34,21 @@ func TestOnRedisCluster(t *testing.T) {
 		Slots: locks.NewSlots(rdb, "t"), Rate: locks.NewRateLimiter(rdb, "t"), Window: locks.NewWindow(rdb, "t")}
 	store := runstore.New(rdb, "t", time.Hour)
 
-	must("pause", Pause(ctx, rdb, "t", "test", "cluster"))
+	testenv.ClusterOK(t, "pause", Pause(ctx, rdb, "t", "test", "cluster"))
 	p, err := Paused(ctx, rdb, "t")
-	must("paused", err)
+	testenv.ClusterOK(t, "paused", err)
 	a := &runbooks.Run{ID: "a", Node: "n1", Status: runbooks.StatusRunning, Created: time.Now(), Fence: 1}
 	d, err := g.Admit(ctx, a)
-	must("admit while paused", err)
+	testenv.ClusterOK(t, "admit while paused", err)
 	if p == nil || d.Allow || d.Kind != "paused" {
 		t.Fatalf("paused %v, admit %+v; want refused", p, d)
 	}
-	must("resume", Resume(ctx, rdb, "t"))
+	testenv.ClusterOK(t, "resume", Resume(ctx, rdb, "t"))
 
-	must("record firing", firing.Record(ctx, map[string]string{"fp1": "n1", "fp2": "n2", "fp3": "n3"}, []string{"fp0"}))
-	must("record resolved", firing.Record(ctx, nil, []string{"fp3"}))
+	testenv.ClusterOK(t, "record firing", firing.Record(ctx, map[string]string{"fp1": "n1", "fp2": "n2", "fp3": "n3"}, []string{"fp0"}))
+	testenv.ClusterOK(t, "record resolved", firing.Record(ctx, nil, []string{"fp3"}))
 	fn, err := firing.Nodes(ctx)
-	must("firing nodes", err)
+	testenv.ClusterOK(t, "firing nodes", err)
 	if len(fn) != 2 {
 		t.Fatalf("firing nodes %v, want n1 and n2", fn)
 	}
@@ -67,51 +58,51 @@ func TestOnRedisCluster(t *testing.T) {
 	c := &runbooks.Run{ID: "c", Node: "n3", Status: runbooks.StatusRunning, Created: time.Now(), Fence: 1}
 	for _, r := range []*runbooks.Run{a, b, cp} {
 		d, err := g.Admit(ctx, r)
-		must("admit "+r.ID, err)
+		testenv.ClusterOK(t, "admit "+r.ID, err)
 		if !d.Allow {
 			t.Fatalf("admit %s: %+v", r.ID, d)
 		}
 		r.Admitted = true
-		must("save "+r.ID, store.Save(ctx, r))
+		testenv.ClusterOK(t, "save "+r.ID, store.Save(ctx, r))
 	}
 	d, err = g.Admit(ctx, c)
-	must("admit over the cap", err)
+	testenv.ClusterOK(t, "admit over the cap", err)
 	if d.Allow || d.Kind != "concurrency" {
 		t.Fatalf("fourth run: %+v, want the concurrency cap", d)
 	}
 	st, err := g.Breaker().State(ctx)
-	must("breaker state", err)
+	testenv.ClusterOK(t, "breaker state", err)
 	if st.Open || st.Total != len(nodes) || st.Evaluated.IsZero() {
 		t.Fatalf("breaker %+v", st)
 	}
 
 	d, err = g.Destructive(ctx, a, "soft-reboot")
-	must("destructive", err)
+	testenv.ClusterOK(t, "destructive", err)
 	if !d.Allow {
 		t.Fatalf("first reboot: %+v", d)
 	}
 	d, err = g.Destructive(ctx, b, "power-cycle")
-	must("destructive over the budget", err)
+	testenv.ClusterOK(t, "destructive over the budget", err)
 	if d.Allow || d.Kind != "rate" {
 		t.Fatalf("second reboot: %+v, want the rate limit", d)
 	}
-	must("refresh", g.Refresh(ctx, cp))
+	testenv.ClusterOK(t, "refresh", g.Refresh(ctx, cp))
 
 	status, err := g.Status(ctx, store)
-	must("status", err)
+	testenv.ClusterOK(t, "status", err)
 	if len(status.ActiveRuns) != 3 || status.Reboots.Remaining != 0 {
 		t.Fatalf("status: %+v", status)
 	}
 	b.Status = runbooks.StatusSucceeded
-	must("save final", store.Save(ctx, b))
+	testenv.ClusterOK(t, "save final", store.Save(ctx, b))
 	renewed, freed, err := g.KeepSlots(ctx, store)
-	must("keep slots", err)
+	testenv.ClusterOK(t, "keep slots", err)
 	if freed != 1 || renewed < 2 {
 		t.Fatalf("keep slots: renewed %d freed %d; want b's slot freed, a and cp renewed", renewed, freed)
 	}
 	g.Done(ctx, cp)
 	hs, err := g.ActiveRuns(ctx)
-	must("active runs", err)
+	testenv.ClusterOK(t, "active runs", err)
 	if len(hs) != 1 {
 		t.Fatalf("active runs %v, want a only", hs)
 	}

@@ -28,3 +28,15 @@ func NewRedisCluster(t testing.TB) (*RedisCluster, *redis.ClusterClient) {
 	})
 	return c, rdb
 }
+
+// ClusterOK fails t when err is not nil, saying so plainly when it is a
+// CROSSSLOT refusal (keys of one operation in different cluster slots).
+func ClusterOK(t testing.TB, what string, err error) {
+	t.Helper()
+	if IsCrossSlot(err) {
+		t.Fatalf("%s: keys in different cluster slots: %v", what, err)
+	}
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
