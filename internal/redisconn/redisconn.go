@@ -124,7 +124,7 @@ func Ping(ctx context.Context, c redis.UniversalClient) error {
 	if IsTLSVerify(err) {
 		return fmt.Errorf("redis TLS: the server's certificate does not verify (check redis.tls.ca_file and redis.tls.server_name): %w", err)
 	}
-	return fmt.Errorf("redis: %w", err)
+	return err
 }
 
 // IsTLSVerify reports whether err is a failed certificate verification:

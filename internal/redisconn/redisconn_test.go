@@ -3,6 +3,8 @@ package redisconn
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -61,15 +63,40 @@ func TestTopologyFromConfig(t *testing.T) {
 	}
 }
 
-// TestSentinelFailover: the client built from redis.sentinel writes and
-// reads through the primary the Sentinels name, and after SIGKILL of that
-// primary follows the promoted replica without being rebuilt.
+// TestSentinelFailover: the client built from redis.sentinel (both
+// passwords from files) writes and reads through the primary the
+// Sentinels name, and after SIGKILL of that primary follows the promoted
+// replica without being rebuilt.
 func TestSentinelFailover(t *testing.T) {
 	integration(t)
-	s := testenv.NewRedisSentinel(t)
+	s := testenv.NewRedisSentinel(t, testenv.SentinelOptions{Password: "data-pw", SentinelPassword: "sentinel-pw"})
 	ctx := context.Background()
-	c, _ := client(t, fmt.Sprintf("redis:\n  sentinel:\n    master_name: %s\n    addrs: [%s]\n", s.MasterName, strings.Join(s.Sentinels, ", ")))
+	dir := t.TempDir()
+	for f, v := range map[string]string{"redis-password": "data-pw\n", "sentinel-password": "sentinel-pw\n"} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte(v), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	section := fmt.Sprintf("redis:\n  sentinel:\n    master_name: %s\n    addrs: [%s]\n", s.MasterName, strings.Join(s.Sentinels, ", "))
+	pw := fmt.Sprintf("    password_file: %s\n", filepath.Join(dir, "redis-password"))
+	spw := fmt.Sprintf("    sentinel_password_file: %s\n", filepath.Join(dir, "sentinel-password"))
 
+	// Each password is needed where it is documented to be used.
+	for name, yaml := range map[string]string{"no sentinel password": section + pw, "no data password": section + spw} {
+		c, _ := client(t, yaml)
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := Ping(pctx, c)
+		cancel()
+		if err == nil {
+			t.Errorf("%s: connected", name)
+		} else if strings.Contains(err.Error(), "-pw") {
+			t.Errorf("%s: the error shows a password: %v", name, err)
+		} else {
+			t.Logf("%s: %v", name, err)
+		}
+	}
+
+	c, _ := client(t, section+pw+spw)
 	if err := Ping(ctx, c); err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +110,7 @@ func TestSentinelFailover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	direct := redis.NewClient(&redis.Options{Addr: old})
+	direct := redis.NewClient(&redis.Options{Addr: old, Password: "data-pw"})
 	v, err := direct.Get(ctx, "before").Result()
 	direct.Close()
 	if err != nil || v != "v1" {
@@ -119,7 +146,7 @@ func TestSentinelFailover(t *testing.T) {
 	if v, err := c.Get(ctx, "before").Result(); err != nil || v != "v1" {
 		t.Errorf("replicated value lost in the failover: %q %v", v, err)
 	}
-	direct = redis.NewClient(&redis.Options{Addr: promoted})
+	direct = redis.NewClient(&redis.Options{Addr: promoted, Password: "data-pw"})
 	defer direct.Close()
 	if v, err := direct.Get(ctx, "after").Result(); err != nil || v != "v2" {
 		t.Errorf("the write after failover is not on the promoted primary %s: %q %v", promoted, v, err)
@@ -169,5 +196,26 @@ func TestTLS(t *testing.T) {
 	c, _ = client(t, fmt.Sprintf("redis:\n  url: %s\n  tls: {insecure_skip_verify: true}\n", r.URL(0)))
 	if err := Ping(ctx, c); err != nil {
 		t.Errorf("insecure_skip_verify: %v", err)
+	}
+}
+
+// TestClusterFromConfig: redis.cluster seeded with one node reaches keys
+// in every master's slots.
+func TestClusterFromConfig(t *testing.T) {
+	integration(t)
+	rc, _ := testenv.NewRedisCluster(t)
+	ctx := context.Background()
+	c, _ := client(t, fmt.Sprintf("redis:\n  cluster: {addrs: [%s]}\n", rc.Addrs[0]))
+	if err := Ping(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 30 { // 30 keys spread over the three masters' slots
+		k := fmt.Sprintf("k%d", i)
+		if err := c.Set(ctx, k, i, 0).Err(); err != nil {
+			t.Fatalf("set %s: %v", k, err)
+		}
+		if v, err := c.Get(ctx, k).Int(); err != nil || v != i {
+			t.Fatalf("get %s: %d %v", k, v, err)
+		}
 	}
 }

@@ -16,6 +16,14 @@ import (
 // SentinelMaster is the name the Sentinels monitor the primary under.
 const SentinelMaster = "mymaster"
 
+// SentinelOptions: passwords, when set, are required by the data nodes
+// (requirepass, masterauth) and by the Sentinels (requirepass; they reach
+// the data nodes with Password).
+type SentinelOptions struct {
+	Password         string
+	SentinelPassword string
+}
+
 // RedisSentinel is a primary, one replica and three Sentinels (quorum 2,
 // down-after-milliseconds 1000, failover-timeout 5000) on loopback, with
 // persistence off: SIGKILL of the primary gets the replica promoted in
@@ -24,6 +32,7 @@ type RedisSentinel struct {
 	MasterName string
 	Sentinels  []string // host:port of each Sentinel
 	dir        string
+	opts       SentinelOptions
 	servers    map[string]*proc // data nodes by address
 	sentinels  []*proc
 }
@@ -31,12 +40,12 @@ type RedisSentinel struct {
 // StartRedisSentinel starts the five processes under dir and returns once
 // the replica has synced and every Sentinel knows the replica and the
 // other two Sentinels (so a failover can be agreed on).
-func StartRedisSentinel(ctx context.Context, dir string) (*RedisSentinel, error) {
+func StartRedisSentinel(ctx context.Context, dir string, opts SentinelOptions) (*RedisSentinel, error) {
 	bin, err := RedisServerPath()
 	if err != nil {
 		return nil, err
 	}
-	s := &RedisSentinel{MasterName: SentinelMaster, dir: dir, servers: map[string]*proc{}}
+	s := &RedisSentinel{MasterName: SentinelMaster, dir: dir, opts: opts, servers: map[string]*proc{}}
 	ok := false
 	defer func() {
 		if !ok {
@@ -57,7 +66,7 @@ func StartRedisSentinel(ctx context.Context, dir string) (*RedisSentinel, error)
 		}
 	}
 	// The replica has the data set (WAIT right after start can answer 0).
-	rc := redis.NewClient(&redis.Options{Addr: replica})
+	rc := redis.NewClient(&redis.Options{Addr: replica, Password: opts.Password})
 	defer rc.Close()
 	if err := s.servers[replica].waitUntil(ctx, 20*time.Second, func(ctx context.Context) error {
 		info, err := rc.Info(ctx, "replication").Result()
@@ -72,7 +81,7 @@ func StartRedisSentinel(ctx context.Context, dir string) (*RedisSentinel, error)
 		return nil, err
 	}
 	for i, addr := range s.Sentinels {
-		sc := redis.NewSentinelClient(&redis.Options{Addr: addr})
+		sc := s.sentinelClient(addr)
 		err := s.sentinels[i].waitUntil(ctx, 30*time.Second, func(ctx context.Context) error {
 			reps, err := sc.Replicas(ctx, s.MasterName).Result()
 			if err != nil {
@@ -111,7 +120,11 @@ func (s *RedisSentinel) startServer(bin, name string, extra ...string) (string, 
 	if err := os.MkdirAll(d, 0o755); err != nil {
 		return "", err
 	}
-	args := append([]string{"--port", strconv.Itoa(p), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", d}, extra...)
+	args := []string{"--port", strconv.Itoa(p), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", d}
+	if pw := s.opts.Password; pw != "" {
+		args = append(args, "--requirepass", pw, "--masterauth", pw)
+	}
+	args = append(args, extra...)
 	pr, err := startProc("redis-server "+name, bin, args, filepath.Join(d, "redis.log"))
 	if err != nil {
 		return "", err
@@ -142,6 +155,12 @@ sentinel down-after-milliseconds %[3]s 1000
 sentinel failover-timeout %[3]s 5000
 sentinel parallel-syncs %[3]s 1
 `, p, d, s.MasterName, port(primary))
+	if pw := s.opts.Password; pw != "" {
+		body += fmt.Sprintf("sentinel auth-pass %s %s\n", s.MasterName, pw)
+	}
+	if pw := s.opts.SentinelPassword; pw != "" {
+		body += fmt.Sprintf("requirepass %s\n", pw)
+	}
 	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
 		return err
 	}
@@ -162,7 +181,7 @@ sentinel parallel-syncs %[3]s 1
 func (s *RedisSentinel) Primary(ctx context.Context) (string, error) {
 	var last error
 	for _, addr := range s.Sentinels {
-		sc := redis.NewSentinelClient(&redis.Options{Addr: addr})
+		sc := s.sentinelClient(addr)
 		hp, err := sc.GetMasterAddrByName(ctx, s.MasterName).Result()
 		sc.Close()
 		if err == nil && len(hp) == 2 {
@@ -171,6 +190,10 @@ func (s *RedisSentinel) Primary(ctx context.Context) (string, error) {
 		last = err
 	}
 	return "", fmt.Errorf("no sentinel names a primary for %s: %v", s.MasterName, last)
+}
+
+func (s *RedisSentinel) sentinelClient(addr string) *redis.SentinelClient {
+	return redis.NewSentinelClient(&redis.Options{Addr: addr, Password: s.opts.SentinelPassword})
 }
 
 // KillPrimary SIGKILLs the current primary (no restart: its data is gone)

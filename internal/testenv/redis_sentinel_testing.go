@@ -6,14 +6,20 @@ import (
 )
 
 // NewRedisSentinel starts a primary, a replica and three Sentinels for
-// one test and stops them when it ends.
-func NewRedisSentinel(t testing.TB) *RedisSentinel {
+// one test and stops them when it ends (the tail of each log is logged
+// if it failed).
+func NewRedisSentinel(t testing.TB, opts SentinelOptions) *RedisSentinel {
 	t.Helper()
-	s, err := StartRedisSentinel(context.Background(), t.TempDir())
+	s, err := StartRedisSentinel(context.Background(), t.TempDir(), opts)
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
-	t.Cleanup(s.Stop)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(s.LogTails(20))
+		}
+		s.Stop()
+	})
 	return s
 }
 
