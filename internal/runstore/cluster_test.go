@@ -22,15 +22,6 @@ func TestOnRedisCluster(t *testing.T) {
 	_, rdb := testenv.NewRedisCluster(t)
 	ctx := context.Background()
 	s := New(rdb, "t", time.Hour)
-	fail := func(what string, err error) {
-		t.Helper()
-		if testenv.IsCrossSlot(err) {
-			t.Fatalf("%s: keys in different cluster slots: %v", what, err)
-		}
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
 	// Enough runs that their keys would spread over every master.
 	const n = 30
 	start := time.Now().Add(-time.Minute)
@@ -41,21 +32,21 @@ func TestOnRedisCluster(t *testing.T) {
 		}
 		r := &runbooks.Run{ID: fmt.Sprintf("r%02d", i), Node: fmt.Sprintf("n%d", i), Runbook: "reboot",
 			Status: status, Next: 1, Fence: 100, Created: start.Add(time.Duration(i) * time.Second)}
-		fail("save "+r.ID, s.Save(ctx, r))
+		testenv.ClusterOK(t, "save "+r.ID, s.Save(ctx, r))
 	}
 
 	got, err := s.Load(ctx, "r01")
-	fail("load", err)
+	testenv.ClusterOK(t, "load", err)
 	if got.Node != "n1" || got.Fence != 100 {
 		t.Fatalf("load: %+v", got)
 	}
 	list, err := s.List(ctx, n)
-	fail("list", err)
+	testenv.ClusterOK(t, "list", err)
 	if len(list) != n || list[0].ID != fmt.Sprintf("r%02d", n-1) {
 		t.Fatalf("list: %d runs, first %v; want %d, newest first", len(list), list[0].ID, n)
 	}
 	active, corrupt, err := s.Active(ctx)
-	fail("active", err)
+	testenv.ClusterOK(t, "active", err)
 	if len(active) != n/2 || corrupt != 0 || active[0].ID != "r01" {
 		t.Fatalf("active: %d runs (%d corrupt), want %d oldest first", len(active), corrupt, n/2)
 	}
@@ -63,20 +54,20 @@ func TestOnRedisCluster(t *testing.T) {
 	// Fencing holds on Cluster as on one server.
 	newer := *got
 	newer.Next, newer.Fence = 3, 200
-	fail("newer save", s.Save(ctx, &newer))
+	testenv.ClusterOK(t, "newer save", s.Save(ctx, &newer))
 	stale := *got
 	stale.Next = 2
 	if err := s.Save(ctx, &stale); !errors.Is(err, runbooks.ErrStaleWrite) {
-		fail("stale save", err)
+		testenv.ClusterOK(t, "stale save", err)
 		t.Fatalf("stale save: %v, want ErrStaleWrite", err)
 	}
 	final := newer
 	final.Status = runbooks.StatusFailed
-	fail("final save", s.Save(ctx, &final))
+	testenv.ClusterOK(t, "final save", s.Save(ctx, &final))
 	again := final
 	again.Status, again.Fence = runbooks.StatusRunning, 300
 	if err := s.Save(ctx, &again); !errors.Is(err, runbooks.ErrStaleWrite) {
-		fail("rewrite of a final record", err)
+		testenv.ClusterOK(t, "rewrite of a final record", err)
 		t.Fatalf("rewrite of a final record: %v, want ErrStaleWrite", err)
 	}
 	if got, err := s.Load(ctx, "r01"); err != nil || got.Status != runbooks.StatusFailed || got.Fence != 200 {
