@@ -100,6 +100,10 @@ type Redis struct {
 	KeyPrefix    string         `yaml:"key_prefix"`
 	DedupeTTL    model.Duration `yaml:"dedupe_ttl"`
 	RunTTL       model.Duration `yaml:"run_ttl"`
+	// MinReplicasAcked > 0: a node lock counts as taken only once that many
+	// replicas acknowledged it (Redis WAIT), within ReplicationTimeout.
+	MinReplicasAcked   int            `yaml:"min_replicas_acked"`
+	ReplicationTimeout model.Duration `yaml:"replication_timeout"`
 
 	password Secret
 }
@@ -254,6 +258,7 @@ func (c *Config) setDefaults() {
 	}
 	d(&c.Redis.DedupeTTL, 24*time.Hour)
 	d(&c.Redis.RunTTL, 7*24*time.Hour)
+	d(&c.Redis.ReplicationTimeout, 500*time.Millisecond)
 	if c.Kubernetes.QPS == 0 {
 		c.Kubernetes.QPS = DefaultQPS
 	}

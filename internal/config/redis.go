@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"time"
 
 	promconfig "github.com/prometheus/common/config"
 )
@@ -53,6 +54,15 @@ func (r *Redis) validate() error {
 		if err := checkAddrs("redis.cluster.addrs", c.Addrs); err != nil {
 			return err
 		}
+	}
+	if r.MinReplicasAcked < 0 || r.MinReplicasAcked > 16 {
+		return fmt.Errorf("redis.min_replicas_acked: must be between 0 and 16, got %d", r.MinReplicasAcked)
+	}
+	if r.MinReplicasAcked > 0 && r.Cluster != nil {
+		return errors.New("redis.min_replicas_acked: not supported with redis.cluster yet (WAIT has no key to route by); use 0, or Sentinel")
+	}
+	if rt := time.Duration(r.ReplicationTimeout); rt < 10*time.Millisecond || rt > 2*time.Second {
+		return fmt.Errorf("redis.replication_timeout: must be between 10ms and 2s (under the client's 3s read timeout), got %s", r.ReplicationTimeout)
 	}
 	if t := r.TLS; t != nil && (t.CertFile == "") != (t.KeyFile == "") {
 		return errors.New("redis.tls: cert_file and key_file are both required for a client certificate")

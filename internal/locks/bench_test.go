@@ -10,10 +10,23 @@ import (
 )
 
 // BenchmarkAcquireRelease measures one Acquire + Release round on a real
-// redis-server over loopback, and reports latency percentiles of the pair.
+// redis-server over loopback, and reports latency percentiles of the pair:
+// "single" on one Redis; "wait-1-replica" with MinReplicas 1 against a
+// primary with one local replica (WAIT pipelined with the acquire).
+//
+//	go test -run '^$' -bench AcquireRelease -benchtime 2000x ./internal/locks/
 func BenchmarkAcquireRelease(b *testing.B) {
-	_, rdb := newRedis(b)
-	l := locks.New(rdb, "bench")
+	b.Run("single", func(b *testing.B) {
+		_, rdb := newRedis(b)
+		benchAcquireRelease(b, locks.New(rdb, "bench"))
+	})
+	b.Run("wait-1-replica", func(b *testing.B) {
+		primary := newReplicated(b)
+		benchAcquireRelease(b, locks.New(primary, "bench", locks.Options{MinReplicas: 1}))
+	})
+}
+
+func benchAcquireRelease(b *testing.B, l *locks.Locker) {
 	ctx := context.Background()
 	var lat []time.Duration
 	for b.Loop() {

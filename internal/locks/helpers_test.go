@@ -28,11 +28,12 @@ func newRedis(t testing.TB) (*testenv.Redis, *redis.Client) {
 func wantMetrics(t *testing.T, reg *prometheus.Registry, acquired, contended, failed, lost int) {
 	t.Helper()
 	want := `
-# HELP node_healer_lock_acquire_total Node lock acquisition attempts by result (acquired, contended, error).
+# HELP node_healer_lock_acquire_total Node lock acquisition attempts by result (acquired, contended, not_replicated, error).
 # TYPE node_healer_lock_acquire_total counter
 node_healer_lock_acquire_total{result="acquired"} ` + strconv.Itoa(acquired) + `
 node_healer_lock_acquire_total{result="contended"} ` + strconv.Itoa(contended) + `
 node_healer_lock_acquire_total{result="error"} ` + strconv.Itoa(failed) + `
+node_healer_lock_acquire_total{result="not_replicated"} 0
 # HELP node_healer_lock_lost_total Leases lost while held: taken over, expired, or not renewable before expiry.
 # TYPE node_healer_lock_lost_total counter
 node_healer_lock_lost_total ` + strconv.Itoa(lost) + `

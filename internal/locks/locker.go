@@ -21,6 +21,11 @@ var (
 	// ErrLeaseLost means the lease is no longer ours: it expired, was taken
 	// over, or could not be renewed before it would expire.
 	ErrLeaseLost = errors.New("locks: lease lost")
+	// ErrNotReplicated means the lease was taken on the primary but fewer
+	// replicas than Options.MinReplicas acknowledged it within
+	// Options.ReplicationTimeout: a failover could forget it, so it was
+	// released and counts as not acquired.
+	ErrNotReplicated = errors.New("locks: not acknowledged by enough replicas")
 )
 
 // Options are optional Locker settings; the zero value is valid.
@@ -28,13 +33,22 @@ type Options struct {
 	// Registerer receives the lock metrics. Nil: metrics are kept but not
 	// registered.
 	Registerer prometheus.Registerer
+	// MinReplicas > 0: after taking a lease, wait (Redis WAIT, pipelined on
+	// the same connection as the acquire script) until that many replicas
+	// acknowledged it, for at most ReplicationTimeout (default 500ms);
+	// otherwise release it and return ErrNotReplicated. Not for Redis
+	// Cluster (WAIT has no key to route by); config refuses that.
+	MinReplicas        int
+	ReplicationTimeout time.Duration
 }
 
 // Locker hands out node leases stored in Redis under one key prefix.
 type Locker struct {
-	rdb    redis.Cmdable
-	prefix string
-	m      *metrics
+	rdb         redis.Cmdable
+	prefix      string
+	m           *metrics
+	minReplicas int
+	replTimeout time.Duration
 }
 
 // New returns a Locker using rdb (a *redis.Client, *redis.ClusterClient or
@@ -43,7 +57,10 @@ type Locker struct {
 // most one Options.
 func New(rdb redis.Cmdable, prefix string, opts ...Options) *Locker {
 	o := lastOptions(opts)
-	return &Locker{rdb: rdb, prefix: prefix, m: newMetrics(o.Registerer)}
+	if o.ReplicationTimeout <= 0 {
+		o.ReplicationTimeout = 500 * time.Millisecond
+	}
+	return &Locker{rdb: rdb, prefix: prefix, m: newMetrics(o.Registerer), minReplicas: o.MinReplicas, replTimeout: o.ReplicationTimeout}
 }
 
 func (l *Locker) lockKey(name string) string  { return l.prefix + ":lock:{" + name + "}" }
@@ -62,8 +79,14 @@ func (l *Locker) acquire(ctx context.Context, name, token string, ttl time.Durat
 		return nil, err
 	}
 	start := time.Now()
-	res, err := acquireScript.Run(ctx, l.rdb, []string{l.lockKey(name), l.fenceKey(name)},
-		token, ttl.Milliseconds()).Slice()
+	keys := []string{l.lockKey(name), l.fenceKey(name)}
+	var res []any
+	var acked int64 = -1
+	if l.minReplicas > 0 {
+		res, acked, err = l.acquireReplicated(ctx, keys, token, ttl)
+	} else {
+		res, err = acquireScript.Run(ctx, l.rdb, keys, token, ttl.Milliseconds()).Slice()
+	}
 	if err != nil {
 		l.m.failed.Inc()
 		return nil, fmt.Errorf("locks: acquire %q: %w", name, err)
@@ -77,8 +100,43 @@ func (l *Locker) acquire(ctx context.Context, name, token string, ttl time.Durat
 		l.m.contended.Inc()
 		return nil, fmt.Errorf("locks: %q held by fence %d, %s left: %w", name, fence, pttl, ErrNotAcquired)
 	}
+	lease := newLease(l, name, token, fence, ttl, start)
+	if acked >= 0 && acked < int64(l.minReplicas) {
+		l.m.notReplicated.Inc()
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.replTimeout)
+		defer cancel()
+		_ = lease.Release(rctx)
+		return nil, fmt.Errorf("locks: %q (fence %d): %d of %d replicas acknowledged within %s; released: %w",
+			name, fence, acked, l.minReplicas, l.replTimeout, ErrNotReplicated)
+	}
 	l.m.acquired.Inc()
-	return newLease(l, name, token, fence, ttl, start), nil
+	return lease, nil
+}
+
+// acquireReplicated runs the acquire script and WAIT in one pipeline (one
+// connection: WAIT covers that connection's writes). It returns the
+// script's reply and how many replicas acknowledged.
+func (l *Locker) acquireReplicated(ctx context.Context, keys []string, token string, ttl time.Duration) ([]any, int64, error) {
+	var eval *redis.Cmd
+	var wait *redis.Cmd
+	_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		eval = acquireScript.Eval(ctx, p, keys, token, ttl.Milliseconds())
+		// Keep ReplicationTimeout under the client's read timeout (3s default).
+		wait = p.Do(ctx, "wait", l.minReplicas, l.replTimeout.Milliseconds())
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	res, err := eval.Slice()
+	if err != nil {
+		return nil, 0, err
+	}
+	acked, err := wait.Int64()
+	if err != nil {
+		return nil, 0, fmt.Errorf("wait for replicas: %w", err)
+	}
+	return res, acked, nil
 }
 
 // Holder reports who holds name: the holder's token and fence and the time

@@ -7,11 +7,14 @@ const (
 	resultAcquired  = "acquired"
 	resultContended = "contended"
 	resultError     = "error"
+	// resultNotReplicated: taken on the primary, but fewer replicas than
+	// required acknowledged it in time; released, counted as not acquired.
+	resultNotReplicated = "not_replicated"
 )
 
 type metrics struct {
-	acquired, contended, failed prometheus.Counter
-	lost                        prometheus.Counter
+	acquired, contended, failed, notReplicated prometheus.Counter
+	lost                                       prometheus.Counter
 }
 
 // newMetrics builds the counters, all series at zero, and registers them on
@@ -20,7 +23,7 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) *metrics {
 	acquire := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "node_healer_lock_acquire_total",
-		Help: "Node lock acquisition attempts by result (acquired, contended, error).",
+		Help: "Node lock acquisition attempts by result (acquired, contended, not_replicated, error).",
 	}, []string{"result"})
 	lost := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "node_healer_lock_lost_total",
@@ -30,9 +33,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		reg.MustRegister(acquire, lost)
 	}
 	return &metrics{
-		acquired:  acquire.WithLabelValues(resultAcquired),
-		contended: acquire.WithLabelValues(resultContended),
-		failed:    acquire.WithLabelValues(resultError),
-		lost:      lost,
+		acquired:      acquire.WithLabelValues(resultAcquired),
+		contended:     acquire.WithLabelValues(resultContended),
+		failed:        acquire.WithLabelValues(resultError),
+		notReplicated: acquire.WithLabelValues(resultNotReplicated),
+		lost:          lost,
 	}
 }

@@ -251,8 +251,8 @@ func TestSafetyMetricsShareRegistry(t *testing.T) {
 	s1 := locks.NewSlots(down, "t", locks.Options{Registerer: reg})
 	locks.NewSlots(down, "t", locks.Options{Registerer: reg})
 	wantSafetyMetrics(t, reg, 0, 0)
-	if n, err := testutil.GatherAndCount(reg); err != nil || n != 10 {
-		t.Errorf("registry has %d series (%v), want 4 lock + 3 rate + 3 slots", n, err)
+	if n, err := testutil.GatherAndCount(reg); err != nil || n != 11 {
+		t.Errorf("registry has %d series (%v), want 5 lock + 3 rate + 3 slots", n, err)
 	}
 
 	limit := locks.Limit{Rate: 1, Period: time.Second, Burst: 1}

@@ -110,6 +110,12 @@ func (p *Pool) handle(ctx context.Context, log *slog.Logger, consumer string, d 
 		log.Info("node is locked by another run; leaving this one queued", "retry_after", p.Queue.ClaimAfter())
 		return
 	}
+	if errors.Is(err, locks.ErrNotReplicated) {
+		// Counted by the locker (node_healer_lock_acquire_total{result="not_replicated"}).
+		log.Warn("the node lock was not acknowledged by enough Redis replicas in time (a failover could forget it); leaving the run queued — check the replicas' health and link",
+			"err", err, "retry_after", p.Queue.ClaimAfter())
+		return
+	}
 	if err != nil {
 		p.redisError("lock", err)
 		log.Error("cannot take the node lock; leaving the run queued", "err", err)
