@@ -96,7 +96,8 @@ func runServe(ctx context.Context, o serveOptions, logw io.Writer) error {
 	m := metrics.New(promReg, metrics.StepsOf(reg))
 
 	prefix := cfg.Redis.KeyPrefix
-	q := queue.New(rdb, queue.Options{Prefix: prefix, DedupeTTL: time.Duration(cfg.Redis.DedupeTTL), ClaimAfter: time.Duration(cfg.Workers.ClaimAfter)})
+	q := queue.New(rdb, queue.Options{Prefix: prefix, DedupeTTL: time.Duration(cfg.Redis.DedupeTTL), ClaimAfter: time.Duration(cfg.Workers.ClaimAfter),
+		MinReplicas: cfg.Redis.MinReplicasAcked, ReplicationTimeout: time.Duration(cfg.Redis.ReplicationTimeout)})
 	store := runstore.New(rdb, prefix, time.Duration(cfg.Redis.RunTTL), runstore.Options{Log: log, Registerer: promReg})
 	locker := locks.New(rdb, prefix, locks.Options{Registerer: promReg,
 		MinReplicas: cfg.Redis.MinReplicasAcked, ReplicationTimeout: time.Duration(cfg.Redis.ReplicationTimeout)})

@@ -51,6 +51,7 @@ type Queue struct {
 	prefix     string
 	dedupeTTL  time.Duration
 	claimAfter time.Duration
+	o          Options
 }
 
 // Options configures a Queue.
@@ -58,7 +59,18 @@ type Options struct {
 	Prefix     string        // key prefix, e.g. "node-healer"
 	DedupeTTL  time.Duration // how long an alert identity is remembered
 	ClaimAfter time.Duration // idle time after which a pending entry is claimed
+	// MinReplicas > 0: Enqueue returns only once that many replicas
+	// acknowledged the entries (Redis WAIT on the same connection, at most
+	// ReplicationTimeout, default 500ms), else ErrNotReplicated (the
+	// webhook answers 503 and Alertmanager retries). Not for Cluster.
+	MinReplicas        int
+	ReplicationTimeout time.Duration
 }
+
+// ErrNotReplicated: the entries were written on the primary but fewer
+// replicas than Options.MinReplicas acknowledged them in time; a failover
+// could lose them, so the caller must not confirm them (503).
+var ErrNotReplicated = errors.New("queue: not acknowledged by enough replicas")
 
 // New returns a Queue on rdb.
 func New(rdb redis.UniversalClient, o Options) *Queue {
@@ -71,11 +83,14 @@ func New(rdb redis.UniversalClient, o Options) *Queue {
 	if o.ClaimAfter == 0 {
 		o.ClaimAfter = time.Minute
 	}
+	if o.ReplicationTimeout <= 0 {
+		o.ReplicationTimeout = 500 * time.Millisecond
+	}
 	// One hash tag for every queue key: the enqueue script touches the
 	// stream and the dedupe keys together (one slot on Redis Cluster).
 	tag := "{" + o.Prefix + "}"
 	return &Queue{rdb: rdb, stream: tag + ":alerts", group: "workers", prefix: tag,
-		dedupeTTL: o.DedupeTTL, claimAfter: o.ClaimAfter}
+		dedupeTTL: o.DedupeTTL, claimAfter: o.ClaimAfter, o: o}
 }
 
 // Stream is the stream's key.
@@ -116,7 +131,12 @@ func (q *Queue) Enqueue(ctx context.Context, jobs []Job) (added []bool, err erro
 		keys = append(keys, q.prefix+":dedupe:"+jobs[i].RunID)
 		args = append(args, jobs[i].RunID, b)
 	}
-	res, err := enqueueScript.Run(ctx, q.rdb, keys, args...).Int64Slice()
+	var res []int64
+	if q.o.MinReplicas > 0 {
+		res, err = q.enqueueReplicated(ctx, keys, args)
+	} else {
+		res, err = enqueueScript.Run(ctx, q.rdb, keys, args...).Int64Slice()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("enqueue: %w", err)
 	}
@@ -128,6 +148,37 @@ func (q *Queue) Enqueue(ctx context.Context, jobs []Job) (added []bool, err erro
 		added[i] = n == 1
 	}
 	return added, nil
+}
+
+// enqueueReplicated runs the enqueue script, a write to a probe key and
+// WAIT in one pipeline (one connection: WAIT covers that connection's
+// writes). The probe write moves the connection's replication offset to
+// now, so a retried payload whose entries are all duplicates still waits
+// for the original entries to reach the replicas.
+func (q *Queue) enqueueReplicated(ctx context.Context, keys []string, args []any) ([]int64, error) {
+	var eval *redis.Cmd
+	var wait *redis.Cmd
+	_, err := q.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		eval = enqueueScript.Eval(ctx, p, keys, args...)
+		p.Set(ctx, q.prefix+":wait-probe", "1", time.Minute)
+		wait = p.Do(ctx, "wait", q.o.MinReplicas, q.o.ReplicationTimeout.Milliseconds())
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	res, err := eval.Int64Slice()
+	if err != nil {
+		return nil, err
+	}
+	acked, err := wait.Int64()
+	if err != nil {
+		return nil, fmt.Errorf("wait for replicas: %w", err)
+	}
+	if acked < int64(q.o.MinReplicas) {
+		return nil, fmt.Errorf("%d of %d replicas acknowledged within %s: %w", acked, q.o.MinReplicas, q.o.ReplicationTimeout, ErrNotReplicated)
+	}
+	return res, nil
 }
 
 // RecordResolved remembers, in one round trip, that alerts resolved (by
