@@ -98,7 +98,8 @@ func runServe(ctx context.Context, o serveOptions, logw io.Writer) error {
 	prefix := cfg.Redis.KeyPrefix
 	q := queue.New(rdb, queue.Options{Prefix: prefix, DedupeTTL: time.Duration(cfg.Redis.DedupeTTL), ClaimAfter: time.Duration(cfg.Workers.ClaimAfter),
 		MinReplicas: cfg.Redis.MinReplicasAcked, ReplicationTimeout: time.Duration(cfg.Redis.ReplicationTimeout)})
-	store := runstore.New(rdb, prefix, time.Duration(cfg.Redis.RunTTL), runstore.Options{Log: log, Registerer: promReg})
+	store := runstore.New(rdb, prefix, time.Duration(cfg.Redis.RunTTL), runstore.Options{Log: log, Registerer: promReg,
+		MinReplicas: cfg.Redis.MinReplicasAcked, ReplicationTimeout: time.Duration(cfg.Redis.ReplicationTimeout)})
 	locker := locks.New(rdb, prefix, locks.Options{Registerer: promReg,
 		MinReplicas: cfg.Redis.MinReplicasAcked, ReplicationTimeout: time.Duration(cfg.Redis.ReplicationTimeout)})
 	nodes := &kube.Nodes{Client: client, Instance: replica}

@@ -100,9 +100,9 @@ type Redis struct {
 	KeyPrefix    string         `yaml:"key_prefix"`
 	DedupeTTL    model.Duration `yaml:"dedupe_ttl"`
 	RunTTL       model.Duration `yaml:"run_ttl"`
-	// MinReplicasAcked > 0: a node lock counts as taken, and the webhook
-	// confirms alerts, only once that many replicas acknowledged the write
-	// (Redis WAIT), within ReplicationTimeout.
+	// MinReplicasAcked > 0: a node lock counts as taken, the webhook
+	// confirms alerts and a reset decision is acted on only once that many
+	// replicas acknowledged the write (Redis WAIT), within ReplicationTimeout.
 	MinReplicasAcked   int            `yaml:"min_replicas_acked"`
 	ReplicationTimeout model.Duration `yaml:"replication_timeout"`
 

@@ -44,9 +44,33 @@ type Exec struct {
 	DryRun bool
 	Log    *slog.Logger
 
-	now   func() time.Time
-	save  func(ctx context.Context) error
-	lease Lease
+	now       func() time.Time
+	save      func(ctx context.Context) error // a decision: replicated when configured
+	savePlain func(ctx context.Context) error
+	lease     Lease
+}
+
+// commitDecision saves a decision taken before an irreversible action (a
+// reset). When Redis replicas did not acknowledge it in time
+// (ErrNotReplicated: a failover could lose it, and a new primary would let
+// the run decide — and reset — again), the decision is forgotten (forget's
+// Prior keys removed, saved on the primary) and the error wraps
+// ErrUnavailable: nothing is sent, the run is resumed later and decides
+// again.
+func (x *Exec) commitDecision(ctx context.Context, forget ...string) error {
+	err := x.Checkpoint(ctx)
+	if !errors.Is(err, ErrNotReplicated) {
+		return err
+	}
+	for _, k := range forget {
+		delete(x.Run.Prior, k)
+	}
+	if serr := x.savePlain(ctx); serr != nil {
+		// The primary keeps the decision: a resume finds it and never
+		// resends (the reset may be lost, never doubled).
+		return fmt.Errorf("%w: %w (forgetting the decision failed too: %v)", ErrUnavailable, err, serr)
+	}
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
 }
 
 // CheckLease returns an error wrapping ErrLeaseLost unless the run's node
@@ -157,7 +181,9 @@ func (e *Executor) Execute(ctx context.Context, run *Run, lease Lease) error {
 			return err
 		}
 		x := &Exec{Deps: &e.Deps, Run: run, Step: step.Name, Fence: fence, DryRun: run.DryRun, lease: lease,
-			Log: log.With("step", step.Name), now: e.now, save: func(ctx context.Context) error { return e.save(ctx, run) }}
+			Log: log.With("step", step.Name), now: e.now,
+			save:      func(ctx context.Context) error { return e.saveAs(ctx, run, true) },
+			savePlain: func(ctx context.Context) error { return e.save(ctx, run) }}
 		outcome, detail, err := step.Do(ctx, x)
 		end := e.now()
 		entry := &run.Timeline[len(run.Timeline)-1]
@@ -227,6 +253,7 @@ func (e *Executor) cancel(ctx context.Context, log *slog.Logger, run *Run, step,
 		start := e.now()
 		x := &Exec{Deps: &e.Deps, Run: run, Step: "uncordon", DryRun: run.DryRun, Log: log.With("step", "uncordon"),
 			now: e.now, save: func(ctx context.Context) error { return e.save(ctx, run) }, lease: leaseOf(ctx)}
+		x.savePlain = x.save
 		if f, ok := FenceOf(ctx); ok {
 			x.Fence = f
 		}
@@ -268,7 +295,11 @@ func leaseOf(ctx context.Context) Lease {
 // save writes the run under the lease in ctx: never once the lease is
 // known lost, and always with its fence (the store refuses a lower one).
 // A refused or unguarded write comes back wrapping ErrLeaseLost.
-func (e *Executor) save(ctx context.Context, run *Run) error {
+func (e *Executor) save(ctx context.Context, run *Run) error { return e.saveAs(ctx, run, false) }
+
+// saveAs is save; decision saves go through ReplicatedSaver when the store
+// has it.
+func (e *Executor) saveAs(ctx context.Context, run *Run, decision bool) error {
 	lease := leaseOf(ctx)
 	if lease == nil {
 		return fmt.Errorf("save run %s: %w: no lease held (a run is only written under its node lease)", run.ID, ErrLeaseLost)
@@ -278,7 +309,11 @@ func (e *Executor) save(ctx context.Context, run *Run) error {
 	}
 	run.Fence = lease.Fence()
 	run.Updated = e.now()
-	if err := e.Store.Save(context.WithoutCancel(ctx), run); err != nil {
+	store := e.Store.Save
+	if rs, ok := e.Store.(ReplicatedSaver); ok && decision {
+		store = rs.SaveReplicated
+	}
+	if err := store(context.WithoutCancel(ctx), run); err != nil {
 		if errors.Is(err, ErrStaleWrite) {
 			return fmt.Errorf("save run %s: %w: %w", run.ID, ErrLeaseLost, err)
 		}

@@ -17,6 +17,20 @@ type memStore struct {
 	saves   int
 	refused int
 	onSave  func(r *Run) // after a successful save, outside the lock
+	// notReplicated: SaveReplicated writes (as the primary does) but
+	// reports that no replica acknowledged it.
+	notReplicated atomic.Bool
+}
+
+// SaveReplicated is Save, then ErrNotReplicated while notReplicated is set.
+func (s *memStore) SaveReplicated(ctx context.Context, r *Run) error {
+	if err := s.Save(ctx, r); err != nil {
+		return err
+	}
+	if s.notReplicated.Load() {
+		return fmt.Errorf("fake: 0 of 1 replicas: %w", ErrNotReplicated)
+	}
+	return nil
 }
 
 func newMemStore() *memStore { return &memStore{runs: map[string][]byte{}} }

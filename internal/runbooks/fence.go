@@ -57,7 +57,7 @@ func PowerOffStep(ctx context.Context, x *Exec) (Outcome, string, error) {
 		}
 		if s != StateOff {
 			x.setPriorTime(priorOffSent)
-			if err := x.Checkpoint(ctx); err != nil {
+			if err := x.commitDecision(ctx, priorOffSent); err != nil {
 				return "", "", err
 			}
 			if typ, err := x.reset(ctx, PowerOff); errors.Is(err, ErrLeaseLost) {
@@ -149,7 +149,7 @@ func PowerOnStep(ctx context.Context, x *Exec) (Outcome, string, error) {
 	if s != StateOn && x.Run.Prior[priorOnSent] == "" {
 		x.setPriorTime(priorOnSent)
 		x.Run.SetPrior(priorResetAt, x.Run.Prior[priorOnSent])
-		if err := x.Checkpoint(ctx); err != nil {
+		if err := x.commitDecision(ctx, priorOnSent, priorResetAt); err != nil {
 			return "", "", err
 		}
 		if typ, err := x.reset(ctx, PowerOn); errors.Is(err, ErrLeaseLost) {

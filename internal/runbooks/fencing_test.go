@@ -86,3 +86,32 @@ func TestResetNotSentWhenLeaseLostAfterDecision(t *testing.T) {
 		t.Fatalf("resets %s: no hard reset may be sent once the lease is lost", got)
 	}
 }
+
+// A reset decision that no Redis replica acknowledged is not acted on: it
+// is forgotten again and the run stays resumable; once replication is
+// back the run decides again and sends each reset exactly once.
+func TestResetDecisionNotActedOnUntilReplicated(t *testing.T) {
+	s := &sim{ready: "True", power: StateOn, bootID: "boot-0", softWorks: false}
+	e, _ := newSimExec(t, s)
+	st := e.Store.(*memStore)
+	st.notReplicated.Store(true)
+	r := NewRun(Request{RunID: "r1", Runbook: "reboot", Node: "n1", Params: fastParams}, e.now())
+	err := e.Execute(context.Background(), r, testLease(1))
+	if !errors.Is(err, ErrUnavailable) || !errors.Is(err, ErrNotReplicated) {
+		t.Fatalf("err %v, want ErrUnavailable wrapping ErrNotReplicated", err)
+	}
+	if got := s.resetKinds(); got != "[]" {
+		t.Fatalf("resets %s: nothing may be sent on a decision a failover could lose", got)
+	}
+	saved, _ := st.Load(context.Background(), "r1")
+	if saved.Prior[priorSoftSent] != "" || saved.Status.Final() {
+		t.Fatalf("stored: prior %v status %s; the decision must be forgotten and the run resumable", saved.Prior, saved.Status)
+	}
+	st.notReplicated.Store(false)
+	if err := e.Execute(context.Background(), saved, testLease(2)); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.resetKinds(); saved.Status != StatusSucceeded || got != "[soft hard]" {
+		t.Fatalf("after replication is back: %s, resets %s", saved.Status, got)
+	}
+}

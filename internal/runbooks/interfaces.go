@@ -32,6 +32,14 @@ type Store interface {
 	Load(ctx context.Context, id string) (*Run, error)
 }
 
+// ReplicatedSaver is a Store that can confirm a save only once Redis
+// replicas acknowledged it (redis.min_replicas_acked). Checkpoints — the
+// decisions saved before a reset — use it: a decision a failover could
+// lose is not acted on.
+type ReplicatedSaver interface {
+	SaveReplicated(ctx context.Context, r *Run) error
+}
+
 // Sentinel errors.
 var (
 	ErrNodeNotFound = errors.New("node not found")
@@ -42,6 +50,9 @@ var (
 	// ErrStaleWrite: the store refused a run write because the record was
 	// written under a newer lease (higher fence) or is already final.
 	ErrStaleWrite = errors.New("stale write refused: the run record has a newer fence or is final")
+	// ErrNotReplicated: a decision was saved on the Redis primary but not
+	// acknowledged by enough replicas in time; it must not be acted on.
+	ErrNotReplicated = errors.New("not acknowledged by enough Redis replicas")
 	// ErrStaleFence: a node write was refused because the node carries a
 	// higher fence (annotation AnnotationFence) than the writer's lease.
 	ErrStaleFence = errors.New("stale node write refused: the node carries a newer fence")

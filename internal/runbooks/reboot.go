@@ -55,7 +55,7 @@ func SoftReboot(ctx context.Context, x *Exec) (Outcome, string, error) {
 	x.Run.SetPrior(priorSoftMethod, method)
 	x.setPriorTime(priorSoftSent)
 	x.Run.SetPrior(priorResetAt, x.Run.Prior[priorSoftSent])
-	if err := x.Checkpoint(ctx); err != nil {
+	if err := x.commitDecision(ctx, priorSoftSent, priorResetAt); err != nil {
 		return "", "", fmt.Errorf("save the reboot decision before acting: %w", err)
 	}
 	detail := ""
@@ -172,7 +172,7 @@ func PowerCycle(ctx context.Context, x *Exec) (Outcome, string, error) {
 	}
 	x.setPriorTime(priorCycleSent)
 	x.Run.SetPrior(priorResetAt, x.Run.Prior[priorCycleSent])
-	if err := x.Checkpoint(ctx); err != nil {
+	if err := x.commitDecision(ctx, priorCycleSent, priorResetAt); err != nil {
 		return "", "", fmt.Errorf("save the power-cycle decision before acting: %w", err)
 	}
 	typ, err := x.reset(ctx, PowerHard)

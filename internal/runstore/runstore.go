@@ -43,12 +43,17 @@ type Store struct {
 	ttl    time.Duration
 	log    *slog.Logger
 	stale  prometheus.Counter
+	o      Options
 }
 
 // Options are the store's optional outputs.
 type Options struct {
 	Log        *slog.Logger          // refused writes are logged here
 	Registerer prometheus.Registerer // node_healer_stale_writes_total
+	// MinReplicas > 0: SaveReplicated waits for that many replicas (WAIT),
+	// at most ReplicationTimeout (default 500ms). Not for Cluster.
+	MinReplicas        int
+	ReplicationTimeout time.Duration
 }
 
 var _ runbooks.Store = (*Store)(nil)
@@ -66,6 +71,9 @@ func New(rdb redis.UniversalClient, prefix string, ttl time.Duration, opts ...Op
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
+	if o.ReplicationTimeout <= 0 {
+		o.ReplicationTimeout = 500 * time.Millisecond
+	}
 	stale := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "node_healer_stale_writes_total",
 		Help: "Run-state writes refused because the record had a newer fence (a stale lease holder) or was already final.",
@@ -74,7 +82,7 @@ func New(rdb redis.UniversalClient, prefix string, ttl time.Duration, opts ...Op
 		o.Registerer.MustRegister(stale)
 	}
 	// One hash tag for every key: see Keys in the package documentation.
-	return &Store{rdb: rdb, prefix: "{" + prefix + "}", ttl: ttl, log: o.Log, stale: stale}
+	return &Store{rdb: rdb, prefix: "{" + prefix + "}", ttl: ttl, log: o.Log, stale: stale, o: o}
 }
 
 func (s *Store) key(id string) string   { return s.prefix + ":run:" + id }
@@ -104,6 +112,19 @@ return {1, stored, 0}
 // fence and the stored record is not final; otherwise nothing is written
 // and the error wraps runbooks.ErrStaleWrite.
 func (s *Store) Save(ctx context.Context, r *runbooks.Run) error {
+	return s.save(ctx, r, false)
+}
+
+// SaveReplicated is Save, then — with Options.MinReplicas > 0 — waits
+// (Redis WAIT on the same connection, at most ReplicationTimeout) until
+// that many replicas acknowledged it; fewer: the error wraps
+// runbooks.ErrNotReplicated (the write is on the primary but a failover
+// could lose it). The executor uses it for decisions taken before a reset.
+func (s *Store) SaveReplicated(ctx context.Context, r *runbooks.Run) error {
+	return s.save(ctx, r, s.o.MinReplicas > 0)
+}
+
+func (s *Store) save(ctx context.Context, r *runbooks.Run, replicated bool) error {
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err
@@ -112,9 +133,26 @@ func (s *Store) Save(ctx context.Context, r *runbooks.Run) error {
 	if r.Status.Final() {
 		final = 1
 	}
-	v, err := saveScript.Run(ctx, s.rdb, []string{s.key(r.ID), s.fence(r.ID), s.index()},
-		b, r.Fence, final, s.ttl.Milliseconds(), r.Created.UnixMilli(), r.ID,
-		time.Now().Add(-s.ttl).UnixMilli()).Int64Slice()
+	keys := []string{s.key(r.ID), s.fence(r.ID), s.index()}
+	args := []any{b, r.Fence, final, s.ttl.Milliseconds(), r.Created.UnixMilli(), r.ID, time.Now().Add(-s.ttl).UnixMilli()}
+	var v []int64
+	acked := int64(-1)
+	if replicated {
+		var eval, wait *redis.Cmd
+		_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			eval = saveScript.Eval(ctx, p, keys, args...)
+			wait = p.Do(ctx, "wait", s.o.MinReplicas, s.o.ReplicationTimeout.Milliseconds())
+			return nil
+		})
+		if err == nil {
+			v, err = eval.Int64Slice()
+		}
+		if err == nil {
+			acked, err = wait.Int64()
+		}
+	} else {
+		v, err = saveScript.Run(ctx, s.rdb, keys, args...).Int64Slice()
+	}
 	if err != nil {
 		return err
 	}
@@ -122,6 +160,11 @@ func (s *Store) Save(ctx context.Context, r *runbooks.Run) error {
 		return fmt.Errorf("save run %s: unexpected reply %v", r.ID, v)
 	}
 	if v[0] == 1 {
+		if acked >= 0 && acked < int64(s.o.MinReplicas) {
+			s.log.Warn("a run's decision was not acknowledged by enough Redis replicas in time; it is not acted on",
+				"run", r.ID, "node", r.Node, "acked", acked, "want", s.o.MinReplicas, "timeout", s.o.ReplicationTimeout)
+			return fmt.Errorf("run %s: %d of %d replicas acknowledged within %s: %w", r.ID, acked, s.o.MinReplicas, s.o.ReplicationTimeout, runbooks.ErrNotReplicated)
+		}
 		return nil
 	}
 	s.stale.Inc()
