@@ -3,7 +3,6 @@ package locks_test
 import (
 	"context"
 	"errors"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -24,13 +23,12 @@ func TestAcquireWaitsForReplicas(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs redis-server (integration)")
 	}
-	primary, replica := testenv.NewRedis(t), testenv.NewRedis(t)
+	primary, replica := testenv.NewReplicatedRedis(t)
 	ctx := context.Background()
 	rc := replica.Client(0)
 	defer rc.Close()
 	pc := primary.Client(0)
 	defer pc.Close()
-	replicate(t, primary, replica)
 	reg := prometheus.NewRegistry()
 	l := locks.New(pc, "t", locks.Options{Registerer: reg, MinReplicas: 1, ReplicationTimeout: 300 * time.Millisecond})
 	lease, err := l.Acquire(ctx, "node:n1", time.Minute)
@@ -89,33 +87,11 @@ func counterValue(t *testing.T, reg *prometheus.Registry, result string) float64
 	return 0
 }
 
-// replicate makes replica a replica of primary and waits for the sync.
-func replicate(t testing.TB, primary, replica *testenv.Redis) {
-	t.Helper()
-	ctx := context.Background()
-	rc := replica.Client(0)
-	defer rc.Close()
-	host, port, _ := net.SplitHostPort(primary.Addr)
-	if err := rc.ReplicaOf(ctx, host, port).Err(); err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		info, _ := rc.Info(ctx, "replication").Result()
-		if strings.Contains(info, "master_link_status:up") {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("replica never synced: %s", info)
-		}
-	}
-}
-
 // newReplicated starts a primary with one synced replica and returns a
 // client on the primary.
 func newReplicated(t testing.TB) *redis.Client {
 	t.Helper()
-	primary, replica := testenv.NewRedis(t), testenv.NewRedis(t)
-	replicate(t, primary, replica)
+	primary, _ := testenv.NewReplicatedRedis(t)
 	c := primary.Client(0)
 	t.Cleanup(func() { c.Close() })
 	return c

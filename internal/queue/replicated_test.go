@@ -3,8 +3,6 @@ package queue
 import (
 	"context"
 	"errors"
-	"net"
-	"strings"
 	"testing"
 	"time"
 
@@ -20,21 +18,10 @@ func TestEnqueueWaitsForReplicas(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs redis-server (integration)")
 	}
-	primary, replica := testenv.NewRedis(t), testenv.NewRedis(t)
+	primary, replica := testenv.NewReplicatedRedis(t)
 	ctx := context.Background()
 	rc := replica.Client(0)
 	defer rc.Close()
-	host, port, _ := net.SplitHostPort(primary.Addr)
-	if err := rc.ReplicaOf(ctx, host, port).Err(); err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if info, _ := rc.Info(ctx, "replication").Result(); strings.Contains(info, "master_link_status:up") {
-			break
-		} else if time.Now().After(deadline) {
-			t.Fatalf("replica never synced: %s", info)
-		}
-	}
 	pc := primary.Client(0)
 	defer pc.Close()
 	q := New(pc, Options{Prefix: "t", MinReplicas: 1, ReplicationTimeout: 300 * time.Millisecond})
