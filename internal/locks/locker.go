@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/node-healer/node-healer/internal/redisconn"
 )
 
 var (
@@ -113,30 +115,15 @@ func (l *Locker) acquire(ctx context.Context, name, token string, ttl time.Durat
 	return lease, nil
 }
 
-// acquireReplicated runs the acquire script and WAIT in one pipeline (one
-// connection: WAIT covers that connection's writes). It returns the
-// script's reply and how many replicas acknowledged.
+// acquireReplicated runs the acquire script and WAIT on one connection and
+// returns the script's reply and how many replicas acknowledged.
 func (l *Locker) acquireReplicated(ctx context.Context, keys []string, token string, ttl time.Duration) ([]any, int64, error) {
-	var eval *redis.Cmd
-	var wait *redis.Cmd
-	_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		eval = acquireScript.Eval(ctx, p, keys, token, ttl.Milliseconds())
-		// Keep ReplicationTimeout under the client's read timeout (3s default).
-		wait = p.Do(ctx, "wait", l.minReplicas, l.replTimeout.Milliseconds())
-		return nil
-	})
+	eval, acked, err := redisconn.EvalWait(ctx, l.rdb, acquireScript, keys, []any{token, ttl.Milliseconds()}, l.minReplicas, l.replTimeout, nil)
 	if err != nil {
 		return nil, 0, err
 	}
 	res, err := eval.Slice()
-	if err != nil {
-		return nil, 0, err
-	}
-	acked, err := wait.Int64()
-	if err != nil {
-		return nil, 0, fmt.Errorf("wait for replicas: %w", err)
-	}
-	return res, acked, nil
+	return res, acked, err
 }
 
 // Holder reports who holds name: the holder's token and fence and the time

@@ -29,6 +29,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/node-healer/node-healer/internal/redisconn"
+
 	"github.com/node-healer/node-healer/internal/runbooks"
 )
 
@@ -156,29 +158,15 @@ func (q *Queue) Enqueue(ctx context.Context, jobs []Job) (added []bool, err erro
 // now, so a retried payload whose entries are all duplicates still waits
 // for the original entries to reach the replicas.
 func (q *Queue) enqueueReplicated(ctx context.Context, keys []string, args []any) ([]int64, error) {
-	var eval *redis.Cmd
-	var wait *redis.Cmd
-	_, err := q.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		eval = enqueueScript.Eval(ctx, p, keys, args...)
-		p.Set(ctx, q.prefix+":wait-probe", "1", time.Minute)
-		wait = p.Do(ctx, "wait", q.o.MinReplicas, q.o.ReplicationTimeout.Milliseconds())
-		return nil
-	})
+	probe := func(p redis.Pipeliner) { p.Set(ctx, q.prefix+":wait-probe", "1", time.Minute) }
+	eval, acked, err := redisconn.EvalWait(ctx, q.rdb, enqueueScript, keys, args, q.o.MinReplicas, q.o.ReplicationTimeout, probe)
 	if err != nil {
 		return nil, err
-	}
-	res, err := eval.Int64Slice()
-	if err != nil {
-		return nil, err
-	}
-	acked, err := wait.Int64()
-	if err != nil {
-		return nil, fmt.Errorf("wait for replicas: %w", err)
 	}
 	if acked < int64(q.o.MinReplicas) {
 		return nil, fmt.Errorf("%d of %d replicas acknowledged within %s: %w", acked, q.o.MinReplicas, q.o.ReplicationTimeout, ErrNotReplicated)
 	}
-	return res, nil
+	return eval.Int64Slice()
 }
 
 // RecordResolved remembers, in one round trip, that alerts resolved (by

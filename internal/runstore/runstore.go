@@ -33,6 +33,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/node-healer/node-healer/internal/redisconn"
+
 	"github.com/node-healer/node-healer/internal/runbooks"
 )
 
@@ -138,17 +140,10 @@ func (s *Store) save(ctx context.Context, r *runbooks.Run, replicated bool) erro
 	var v []int64
 	acked := int64(-1)
 	if replicated {
-		var eval, wait *redis.Cmd
-		_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			eval = saveScript.Eval(ctx, p, keys, args...)
-			wait = p.Do(ctx, "wait", s.o.MinReplicas, s.o.ReplicationTimeout.Milliseconds())
-			return nil
-		})
+		var eval *redis.Cmd
+		eval, acked, err = redisconn.EvalWait(ctx, s.rdb, saveScript, keys, args, s.o.MinReplicas, s.o.ReplicationTimeout, nil)
 		if err == nil {
 			v, err = eval.Int64Slice()
-		}
-		if err == nil {
-			acked, err = wait.Int64()
 		}
 	} else {
 		v, err = saveScript.Run(ctx, s.rdb, keys, args...).Int64Slice()
