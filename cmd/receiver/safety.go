@@ -69,17 +69,22 @@ func newGate(cfg *config.Config, rdb redis.UniversalClient, nodes safety.NodeLis
 		return nil, err
 	}
 	g.Windows = func(route string) []safety.MaintenanceWindow { return windows[route] }
-	if len(cfg.Alertmanager.URLs) > 0 {
-		s, err := safety.NewSilences(safety.SilencesConfig{URLs: cfg.Alertmanager.URLs, BearerTokenFile: cfg.Alertmanager.BearerTokenFile,
-			Timeout: time.Duration(cfg.Alertmanager.Timeout), Logger: log, Registerer: reg})
+	for _, d := range cfg.Deprecations() {
+		log.Warn("deprecated configuration", "migrate", d)
+	}
+	if len(cfg.Alertmanagers) > 0 {
+		sets := make([]safety.AlertmanagerSet, 0, len(cfg.Alertmanagers))
+		for _, a := range cfg.Alertmanagers {
+			sets = append(sets, safety.AlertmanagerSet{URLs: a.Endpoints(), HTTPConfig: a.HTTPConfig.HTTPClientConfig, Timeout: time.Duration(a.Timeout)})
+		}
+		s, err := safety.NewSilences(safety.SilencesConfig{Alertmanagers: sets, Logger: log, Registerer: reg})
 		if err != nil {
-			return nil, fmt.Errorf("alertmanager: %w", err)
+			return nil, fmt.Errorf("alertmanagers: %w", err)
 		}
 		g.Silences = s
-		fresh, err := safety.NewSilences(safety.SilencesConfig{URLs: cfg.Alertmanager.URLs, BearerTokenFile: cfg.Alertmanager.BearerTokenFile,
-			Timeout: time.Duration(cfg.Alertmanager.Timeout), CacheTTL: -1, Logger: log})
+		fresh, err := safety.NewSilences(safety.SilencesConfig{Alertmanagers: sets, CacheTTL: -1, Logger: log})
 		if err != nil {
-			return nil, fmt.Errorf("alertmanager: %w", err)
+			return nil, fmt.Errorf("alertmanagers: %w", err)
 		}
 		g.SilencesFresh = fresh
 	}

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,16 +22,22 @@ import (
 
 // Config is the whole configuration file.
 type Config struct {
-	Redis        Redis        `yaml:"redis"`
-	Kubernetes   Kubernetes   `yaml:"kubernetes"`
-	Webhook      Webhook      `yaml:"webhook"`
-	Workers      Workers      `yaml:"workers"`
-	Locks        Locks        `yaml:"locks"`
-	BMC          BMC          `yaml:"bmc"`
-	Safety       Safety       `yaml:"safety"`
-	Alertmanager Alertmanager `yaml:"alertmanager"`
-	NodeExec     NodeExec     `yaml:"node_exec"`
-	Routes       []*Route     `yaml:"routes"`
+	Redis      Redis      `yaml:"redis"`
+	Kubernetes Kubernetes `yaml:"kubernetes"`
+	Webhook    Webhook    `yaml:"webhook"`
+	Workers    Workers    `yaml:"workers"`
+	Locks      Locks      `yaml:"locks"`
+	BMC        BMC        `yaml:"bmc"`
+	Safety     Safety     `yaml:"safety"`
+	// Alertmanagers are where silences are read (see alertmanager.go).
+	Alertmanagers []*AlertmanagerConfig `yaml:"alertmanagers"`
+	// Alertmanager is deprecated: mapped onto Alertmanagers when the file
+	// is parsed, then nil.
+	Alertmanager *Alertmanager `yaml:"alertmanager,omitempty"`
+	NodeExec     NodeExec      `yaml:"node_exec"`
+	Routes       []*Route      `yaml:"routes"`
+
+	deprecations []string
 }
 
 // BMC says where node BMCs are described (Redfish).
@@ -73,13 +78,6 @@ type Breaker struct {
 	MaxUnhealthyNodes   int            `yaml:"max_unhealthy_nodes"`
 	MinUnhealthyNodes   int            `yaml:"min_unhealthy_nodes"`
 	Hold                model.Duration `yaml:"hold"`
-}
-
-// Alertmanager is where silences are read (API v2).
-type Alertmanager struct {
-	URLs            []string       `yaml:"urls"`
-	BearerTokenFile string         `yaml:"bearer_token_file"`
-	Timeout         model.Duration `yaml:"timeout"`
 }
 
 // NodeExec configures the privileged pods that run host commands.
@@ -305,7 +303,7 @@ func (c *Config) setDefaults() {
 	if sf.ExcludeLabel == "" {
 		sf.ExcludeLabel = "node-healer.io/exclude"
 	}
-	d(&c.Alertmanager.Timeout, 5*time.Second)
+	c.setAlertmanagerDefaults()
 	if c.NodeExec.Namespace == "" {
 		c.NodeExec.Namespace = "node-healer"
 	}
@@ -336,8 +334,14 @@ func parse(data []byte, baseDir string, knownRunbooks []string, secrets bool) (*
 		}
 		return nil, fmt.Errorf("parse: %w", err)
 	}
+	if err := c.migrateAlertmanager(); err != nil {
+		return nil, err
+	}
 	c.setDefaults()
 	if err := c.validate(knownRunbooks); err != nil {
+		return nil, err
+	}
+	if err := c.validateAlertmanagers(baseDir); err != nil {
 		return nil, err
 	}
 	if secrets {
@@ -435,11 +439,6 @@ func (c *Config) validate(known []string) error {
 	}
 	if sf.Breaker.MaxUnhealthyPercent < 0 || sf.Breaker.MaxUnhealthyPercent > 100 || sf.Breaker.MaxUnhealthyNodes < 0 {
 		return fmt.Errorf("safety.breaker.max_unhealthy_percent: must be between 0 and 100, got %v", sf.Breaker.MaxUnhealthyPercent)
-	}
-	for i, u := range c.Alertmanager.URLs {
-		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
-			return fmt.Errorf("alertmanager.urls[%d]: %q is not an http(s) URL", i, u)
-		}
 	}
 	if len(c.Routes) == 0 {
 		return errors.New("routes: at least one route is required")

@@ -71,24 +71,21 @@ type Hold struct {
 	Until time.Time
 }
 
-// SilencesConfig configures a Silences checker. Only URLs is required.
+// SilencesConfig configures a Silences checker. At least one URL, in
+// URLs or Alertmanagers, is required.
+//
+// Give every member of an HA cluster: all are asked, a silence in any of
+// them counts, and the check fails only if none answers.
 type SilencesConfig struct {
-	// URLs of the Alertmanagers, e.g. http://alertmanager:9093 (a path
-	// prefix such as /alertmanager is kept). Give every member of an HA
-	// cluster: all are asked, a silence in any of them counts, and the
-	// check fails only if none answers.
+	// URLs of Alertmanagers reached with prometheus/common's default HTTP
+	// client settings (no auth, system roots), e.g. http://alertmanager:9093
+	// (a path prefix such as /alertmanager is kept).
 	URLs []string
-	// BearerTokenFile holds a bearer token, read again at every request
-	// (rotated tokens work). Exclusive with basic auth.
-	BearerTokenFile string
-	// BasicAuthUsername and BasicAuthPasswordFile: HTTP basic auth; the
-	// file is read again at every request.
-	BasicAuthUsername     string
-	BasicAuthPasswordFile string
-	// CAFile is a PEM bundle that verifies the Alertmanagers' TLS
-	// certificates (default: the system roots).
-	CAFile string
-	// Timeout bounds each request (default 5 s).
+	// Alertmanagers: more URLs, each set with its own HTTP client settings
+	// (see AlertmanagerSet).
+	Alertmanagers []AlertmanagerSet
+	// Timeout bounds each request to URLs, and to sets without their own
+	// (default 5 s).
 	Timeout time.Duration
 	// CacheTTL is how long one Alertmanager's answer (or failure) is
 	// reused (default 2 s; negative: no cache). A new silence takes effect
@@ -111,12 +108,10 @@ type Silences struct {
 	now       func() time.Time
 }
 
-// NewSilences checks cfg (URLs, auth files readable, CA parseable) and
-// returns a checker. It does not contact Alertmanager.
+// NewSilences checks cfg (URLs, HTTP client settings; secret files are
+// read per request) and returns a checker. It does not contact
+// Alertmanager.
 func NewSilences(cfg SilencesConfig) (*Silences, error) {
-	if len(cfg.URLs) == 0 {
-		return nil, errors.New("silences: no Alertmanager URL")
-	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultSilencesTimeout
 	}
@@ -134,16 +129,8 @@ func NewSilences(cfg SilencesConfig) (*Silences, error) {
 		return nil, err
 	}
 	s := &Silences{client: client, ttl: cfg.CacheTTL, log: cfg.Logger, now: time.Now}
-	seen := map[string]bool{}
-	for _, raw := range cfg.URLs {
-		e, err := newAMEndpoint(raw)
-		if err != nil {
-			return nil, err
-		}
-		if !seen[e.base] {
-			seen[e.base] = true
-			s.endpoints = append(s.endpoints, e)
-		}
+	if s.endpoints, err = newAMEndpoints(cfg); err != nil {
+		return nil, err
 	}
 	return s, nil
 }

@@ -10,23 +10,24 @@ package safety
 // the given matchers, not silences that match a label set. So the whole
 // list is fetched (one request per Alertmanager per cache TTL, shared by
 // every check) and matched here with Alertmanager's own pkg/labels.
+//
+// The HTTP client (auth, TLS, proxy) is prometheus/common's, built from
+// the same http_config Prometheus uses for its Alertmanagers.
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	commoncfg "github.com/prometheus/common/config"
 )
 
 // maxSilencesBody bounds one /api/v2/silences answer.
@@ -57,49 +58,31 @@ const (
 	amResultError   = "error"
 )
 
-// amClient sends the requests: HTTP client, auth, timeout, metrics.
+// AlertmanagerSet is a set of Alertmanagers reached with the same HTTP
+// client settings.
+type AlertmanagerSet struct {
+	// URLs, e.g. https://alertmanager-0:9093 (a path prefix is kept).
+	URLs []string
+	// HTTPConfig: authorization, basic_auth, oauth2, tls_config, proxy…,
+	// built by prometheus/common (config.NewClientFromConfig). Secret
+	// files are read at each request, so rotated credentials work; the CA
+	// file is re-read when it changes. The zero value: no auth, system
+	// roots, redirects not followed.
+	HTTPConfig commoncfg.HTTPClientConfig
+	// Timeout bounds each request (default: SilencesConfig.Timeout).
+	Timeout time.Duration
+}
+
+// amClientName names the HTTP client (prometheus/common's connection
+// tracking label).
+const amClientName = "node-healer-alertmanager"
+
+// amClient counts the requests of every endpoint.
 type amClient struct {
-	http         *http.Client
-	timeout      time.Duration
-	tokenFile    string
-	user, pwFile string
-	ok, failed   prometheus.Counter
+	ok, failed prometheus.Counter
 }
 
 func newAMClient(cfg SilencesConfig) (*amClient, error) {
-	if cfg.BearerTokenFile != "" && (cfg.BasicAuthUsername != "" || cfg.BasicAuthPasswordFile != "") {
-		return nil, errors.New("silences: bearer token and basic auth are exclusive")
-	}
-	if cfg.BasicAuthPasswordFile != "" && cfg.BasicAuthUsername == "" {
-		return nil, errors.New("silences: basic auth password file without a username")
-	}
-	for _, f := range []string{cfg.BearerTokenFile, cfg.BasicAuthPasswordFile} {
-		if f == "" {
-			continue
-		}
-		if _, err := readSecret(f); err != nil {
-			return nil, fmt.Errorf("silences: %w", err)
-		}
-	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("silences: CA file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("silences: CA file %s: no PEM certificate", cfg.CAFile)
-		}
-		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	}
-	c := &amClient{
-		http:      &http.Client{Transport: tr},
-		timeout:   cfg.Timeout,
-		tokenFile: cfg.BearerTokenFile,
-		user:      cfg.BasicAuthUsername,
-		pwFile:    cfg.BasicAuthPasswordFile,
-	}
 	vec := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "node_healer_alertmanager_requests_total",
 		Help: "Requests to Alertmanager for silences, by result (success, error).",
@@ -117,25 +100,12 @@ func newAMClient(cfg SilencesConfig) (*amClient, error) {
 			vec = prev
 		}
 	}
-	c.ok, c.failed = vec.WithLabelValues(amResultSuccess), vec.WithLabelValues(amResultError)
-	return c, nil
+	return &amClient{ok: vec.WithLabelValues(amResultSuccess), failed: vec.WithLabelValues(amResultError)}, nil
 }
 
-func readSecret(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	s := strings.TrimSpace(string(b))
-	if s == "" {
-		return "", fmt.Errorf("%s is empty", path)
-	}
-	return s, nil
-}
-
-// fetch GETs base/api/v2/silences and returns the active silences.
-func (c *amClient) fetch(ctx context.Context, base string) ([]amSilence, error) {
-	sils, err := c.get(ctx, base)
+// fetch GETs e's /api/v2/silences and returns the active silences.
+func (c *amClient) fetch(ctx context.Context, e *amEndpoint) ([]amSilence, error) {
+	sils, err := e.get(ctx)
 	if err != nil {
 		c.failed.Inc()
 		return nil, err
@@ -144,31 +114,15 @@ func (c *amClient) fetch(ctx context.Context, base string) ([]amSilence, error) 
 	return sils, nil
 }
 
-func (c *amClient) get(ctx context.Context, base string) ([]amSilence, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+func (e *amEndpoint) get(ctx context.Context) ([]amSilence, error) {
+	ctx, cancel := context.WithTimeout(ctx, e.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v2/silences", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.base+"/api/v2/silences", nil)
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Accept", "application/json")
-	switch {
-	case c.tokenFile != "":
-		tok, err := readSecret(c.tokenFile)
-		if err != nil {
-			return nil, err
-		}
-		req.Header.Set("Authorization", "Bearer "+tok)
-	case c.user != "":
-		var pw string
-		if c.pwFile != "" {
-			if pw, err = readSecret(c.pwFile); err != nil {
-				return nil, err
-			}
-		}
-		req.SetBasicAuth(c.user, pw)
-	}
-	resp, err := c.http.Do(req)
+	resp, err := e.http.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -190,11 +144,57 @@ func (c *amClient) get(ctx context.Context, base string) ([]amSilence, error) {
 	return active, nil
 }
 
+// newAMEndpoints builds one endpoint per distinct URL of cfg.URLs and
+// cfg.Alertmanagers, with one HTTP client per set.
+func newAMEndpoints(cfg SilencesConfig) ([]*amEndpoint, error) {
+	sets := cfg.Alertmanagers
+	if len(cfg.URLs) > 0 {
+		sets = append([]AlertmanagerSet{{URLs: cfg.URLs, HTTPConfig: commoncfg.DefaultHTTPClientConfig}}, sets...)
+	}
+	var eps []*amEndpoint
+	seen := map[string]bool{}
+	for _, set := range sets {
+		if len(set.URLs) == 0 {
+			continue
+		}
+		hc := set.HTTPConfig
+		if err := hc.Validate(); err != nil {
+			return nil, fmt.Errorf("silences: Alertmanagers %s: %w", strings.Join(set.URLs, ","), err)
+		}
+		client, err := commoncfg.NewClientFromConfig(hc, amClientName)
+		if err != nil {
+			return nil, fmt.Errorf("silences: Alertmanagers %s: HTTP client: %w", strings.Join(set.URLs, ","), err)
+		}
+		timeout := set.Timeout
+		if timeout <= 0 {
+			timeout = cfg.Timeout
+		}
+		for _, raw := range set.URLs {
+			e, err := newAMEndpoint(raw)
+			if err != nil {
+				return nil, err
+			}
+			if seen[e.base] {
+				continue // the first set that names it wins
+			}
+			seen[e.base] = true
+			e.http, e.timeout = client, timeout
+			eps = append(eps, e)
+		}
+	}
+	if len(eps) == 0 {
+		return nil, errors.New("silences: no Alertmanager URL")
+	}
+	return eps, nil
+}
+
 // amEndpoint is one Alertmanager and its cached answer.
 type amEndpoint struct {
 	base     string        // URL without a trailing slash
 	redacted string        // for logs and errors: no password
 	slot     chan struct{} // one fetch at a time; others wait and reuse it
+	http     *http.Client  // shared by the endpoints of one AlertmanagerSet
+	timeout  time.Duration
 
 	mu      sync.Mutex
 	fetched time.Time // zero: never
@@ -244,7 +244,7 @@ func (s *Silences) silencesOf(ctx context.Context, e *amEndpoint) ([]amSilence, 
 	if sils, err, ok := e.cached(s.now(), s.ttl); ok {
 		return sils, err
 	}
-	sils, err := s.client.fetch(ctx, e.base)
+	sils, err := s.client.fetch(ctx, e)
 	if err != nil && ctx.Err() != nil {
 		return nil, ctx.Err() // the caller gave up: says nothing about Alertmanager
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	commoncfg "github.com/prometheus/common/config"
 )
 
 const oneSilence = `[
@@ -50,9 +51,11 @@ func TestSilencesHTTP(t *testing.T) {
 	defer srv.Close()
 	ca := writeFile(t, "ca.pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})))
 
+	tlsCA := commoncfg.TLSConfig{CAFile: ca}
 	t.Run("bearer token and CA", func(t *testing.T) {
 		tok := writeFile(t, "token", "secret-1\n")
-		s, err := NewSilences(SilencesConfig{URLs: []string{srv.URL + "/prefix/"}, CAFile: ca, BearerTokenFile: tok, CacheTTL: -1})
+		hc := commoncfg.HTTPClientConfig{TLSConfig: tlsCA, Authorization: &commoncfg.Authorization{CredentialsFile: tok}}
+		s, err := NewSilences(SilencesConfig{Alertmanagers: []AlertmanagerSet{{URLs: []string{srv.URL + "/prefix/"}, HTTPConfig: hc}}, CacheTTL: -1})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -79,7 +82,8 @@ func TestSilencesHTTP(t *testing.T) {
 
 	t.Run("basic auth", func(t *testing.T) {
 		pw := writeFile(t, "pw", "hunter2")
-		s, err := NewSilences(SilencesConfig{URLs: []string{srv.URL + "/prefix"}, CAFile: ca, BasicAuthUsername: "nh", BasicAuthPasswordFile: pw})
+		hc := commoncfg.HTTPClientConfig{TLSConfig: tlsCA, BasicAuth: &commoncfg.BasicAuth{Username: "nh", PasswordFile: pw}}
+		s, err := NewSilences(SilencesConfig{Alertmanagers: []AlertmanagerSet{{URLs: []string{srv.URL + "/prefix"}, HTTPConfig: hc}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -164,29 +168,47 @@ func TestSilencesCancelledNotCached(t *testing.T) {
 }
 
 func TestNewSilencesRejects(t *testing.T) {
-	tok := writeFile(t, "token", "t")
-	empty := writeFile(t, "empty", "\n")
 	notPEM := writeFile(t, "ca", "nope")
+	set := func(hc commoncfg.HTTPClientConfig) []AlertmanagerSet {
+		return []AlertmanagerSet{{URLs: []string{"https://am"}, HTTPConfig: hc}}
+	}
 	for name, cfg := range map[string]SilencesConfig{
-		"no URL":             {},
-		"bad scheme":         {URLs: []string{"ftp://am:9093"}},
-		"no host":            {URLs: []string{"http://"}},
-		"query":              {URLs: []string{"http://am:9093/?x=1"}},
-		"bearer and basic":   {URLs: []string{"http://am"}, BearerTokenFile: tok, BasicAuthUsername: "u"},
-		"password, no user":  {URLs: []string{"http://am"}, BasicAuthPasswordFile: tok},
-		"missing token file": {URLs: []string{"http://am"}, BearerTokenFile: filepath.Join(t.TempDir(), "none")},
-		"empty token file":   {URLs: []string{"http://am"}, BearerTokenFile: empty},
-		"CA not PEM":         {URLs: []string{"http://am"}, CAFile: notPEM},
+		"no URL":     {},
+		"empty set":  {Alertmanagers: []AlertmanagerSet{{}}},
+		"bad scheme": {URLs: []string{"ftp://am:9093"}},
+		"no host":    {URLs: []string{"http://"}},
+		"query":      {URLs: []string{"http://am:9093/?x=1"}},
+		"bearer and basic": {Alertmanagers: set(commoncfg.HTTPClientConfig{
+			Authorization: &commoncfg.Authorization{CredentialsFile: "t"}, BasicAuth: &commoncfg.BasicAuth{Username: "u"}})},
+		"missing CA": {Alertmanagers: set(commoncfg.HTTPClientConfig{TLSConfig: commoncfg.TLSConfig{CAFile: filepath.Join(t.TempDir(), "none")}})},
+		"CA not PEM": {Alertmanagers: set(commoncfg.HTTPClientConfig{TLSConfig: commoncfg.TLSConfig{CAFile: notPEM}})},
 	} {
 		if _, err := NewSilences(cfg); err == nil {
 			t.Errorf("%s: NewSilences accepted %+v", name, cfg)
 		}
 	}
-	s, err := NewSilences(SilencesConfig{URLs: []string{"http://am:9093", "http://am:9093/", "https://am2"}})
+	// Secret files are read per request, not here: a missing one is a
+	// failed (counted, held) check later, not a start-up error.
+	if _, err := NewSilences(SilencesConfig{Alertmanagers: set(commoncfg.HTTPClientConfig{
+		Authorization: &commoncfg.Authorization{CredentialsFile: filepath.Join(t.TempDir(), "none")}})}); err != nil {
+		t.Errorf("missing token file: %v", err)
+	}
+	s, err := NewSilences(SilencesConfig{
+		URLs:          []string{"http://am:9093", "http://am:9093/", "https://am2"},
+		Alertmanagers: []AlertmanagerSet{{URLs: []string{"https://am2/", "https://am3"}, Timeout: time.Second}},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(s.endpoints) != 2 || s.ttl != DefaultSilencesCacheTTL || s.client.timeout != DefaultSilencesTimeout {
-		t.Fatalf("endpoints %d, ttl %s, timeout %s", len(s.endpoints), s.ttl, s.client.timeout)
+	if len(s.endpoints) != 3 || s.ttl != DefaultSilencesCacheTTL {
+		t.Fatalf("endpoints %d, ttl %s", len(s.endpoints), s.ttl)
+	}
+	for i, want := range []time.Duration{DefaultSilencesTimeout, DefaultSilencesTimeout, time.Second} {
+		if e := s.endpoints[i]; e.timeout != want || e.http == nil {
+			t.Errorf("endpoint %s: timeout %s, want %s", e.base, e.timeout, want)
+		}
+	}
+	if s.endpoints[1].http == s.endpoints[2].http {
+		t.Error("two sets share one HTTP client")
 	}
 }
