@@ -73,10 +73,7 @@ func newGate(cfg *config.Config, rdb redis.UniversalClient, nodes safety.NodeLis
 		log.Warn("deprecated configuration", "migrate", d)
 	}
 	if len(cfg.Alertmanagers) > 0 {
-		sets := make([]safety.AlertmanagerSet, 0, len(cfg.Alertmanagers))
-		for _, a := range cfg.Alertmanagers {
-			sets = append(sets, safety.AlertmanagerSet{URLs: a.Endpoints(), HTTPConfig: a.HTTPConfig.HTTPClientConfig, Timeout: time.Duration(a.Timeout)})
-		}
+		sets := safety.AlertmanagerSets(cfg.Alertmanagers)
 		s, err := safety.NewSilences(safety.SilencesConfig{Alertmanagers: sets, Logger: log, Registerer: reg})
 		if err != nil {
 			return nil, fmt.Errorf("alertmanagers: %w", err)

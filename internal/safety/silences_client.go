@@ -28,6 +28,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	commoncfg "github.com/prometheus/common/config"
+
+	"github.com/node-healer/node-healer/internal/config"
 )
 
 // maxSilencesBody bounds one /api/v2/silences answer.
@@ -71,6 +73,16 @@ type AlertmanagerSet struct {
 	HTTPConfig commoncfg.HTTPClientConfig
 	// Timeout bounds each request (default: SilencesConfig.Timeout).
 	Timeout time.Duration
+}
+
+// AlertmanagerSets maps the configuration's alertmanagers entries (already
+// validated: endpoints resolved, relative paths joined) to sets.
+func AlertmanagerSets(ams []*config.AlertmanagerConfig) []AlertmanagerSet {
+	sets := make([]AlertmanagerSet, 0, len(ams))
+	for _, a := range ams {
+		sets = append(sets, AlertmanagerSet{URLs: a.Endpoints(), HTTPConfig: a.HTTPConfig.HTTPClientConfig, Timeout: time.Duration(a.Timeout)})
+	}
+	return sets
 }
 
 // amClientName names the HTTP client (prometheus/common's connection

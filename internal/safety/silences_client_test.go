@@ -4,16 +4,22 @@ import (
 	"context"
 	"encoding/pem"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	commoncfg "github.com/prometheus/common/config"
+
+	"github.com/node-healer/node-healer/internal/config"
+	"github.com/node-healer/node-healer/internal/testenv"
 )
 
 const oneSilence = `[
@@ -211,4 +217,168 @@ func TestNewSilencesRejects(t *testing.T) {
 	if s.endpoints[1].http == s.endpoints[2].http {
 		t.Error("two sets share one HTTP client")
 	}
+}
+
+// TestSilencesTLSBasicAuthAlertmanager: a real Alertmanager behind its own
+// --web.config.file (TLS from a private CA, bcrypt basic auth) is read
+// through prometheus/common's client, as configured by alertmanagers[].
+func TestSilencesTLSBasicAuthAlertmanager(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration: starts alertmanager")
+	}
+	dir := t.TempDir()
+	ca, err := testenv.NewTestCA(dir, "am")
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherCA, err := testenv.NewTestCA(dir, "other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	am := testenv.NewAlertmanagerWith(t, testenv.AlertmanagerOptions{
+		Web: &testenv.AlertmanagerWeb{CA: ca, Users: map[string]string{"node-healer": "s3cret-pw"}},
+	})
+	if !strings.HasPrefix(am.URL, "https://") {
+		t.Fatalf("URL %s: not TLS", am.URL)
+	}
+	id := addSilence(t, am, "disk swap", `node="n1"`)
+
+	pw := writeFile(t, "pw", "s3cret-pw\n")
+	newChecker := func(t *testing.T, caFile, pwFile string) (*Silences, *prometheus.Registry) {
+		t.Helper()
+		reg := prometheus.NewRegistry()
+		s, err := NewSilences(SilencesConfig{
+			Alertmanagers: []AlertmanagerSet{{URLs: []string{am.URL}, Timeout: 5 * time.Second, HTTPConfig: commoncfg.HTTPClientConfig{
+				BasicAuth: &commoncfg.BasicAuth{Username: "node-healer", PasswordFile: pwFile},
+				TLSConfig: commoncfg.TLSConfig{CAFile: caFile},
+			}}},
+			CacheTTL: -1, Registerer: reg, Logger: slog.New(slog.NewTextHandler(t.Output(), nil)),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, reg
+	}
+	requests := func(t *testing.T, reg *prometheus.Registry, result string) float64 {
+		t.Helper()
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() != "node_healer_alertmanager_requests_total" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				if m.GetLabel()[0].GetValue() == result {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+		t.Fatalf("no node_healer_alertmanager_requests_total{result=%q}", result)
+		return 0
+	}
+
+	t.Run("right CA and password", func(t *testing.T) {
+		s, reg := newChecker(t, ca.CAFile, pw)
+		h := mustCheck(t, s, nil, "n1")
+		if !h.Held || !strings.Contains(h.Reason, id) || !strings.Contains(h.Reason, "disk swap") {
+			t.Fatalf("n1: %+v; want held by silence %s", h, id)
+		}
+		if h := mustCheck(t, s, nil, "n2"); h.Held {
+			t.Fatalf("n2: %+v; want not held", h)
+		}
+		if ok, failed := requests(t, reg, "success"), requests(t, reg, "error"); ok != 2 || failed != 0 {
+			t.Fatalf("requests success=%v error=%v, want 2, 0", ok, failed)
+		}
+	})
+
+	t.Run("wrong password", func(t *testing.T) {
+		bad := writeFile(t, "pw", "not-the-password")
+		s, reg := newChecker(t, ca.CAFile, bad)
+		h, err := s.Check(context.Background(), nil, "n2")
+		if !errors.Is(err, ErrSilencesUnavailable) || !h.Held {
+			t.Fatalf("Check = %+v, %v; want held (fail closed) and ErrSilencesUnavailable", h, err)
+		}
+		if !strings.Contains(err.Error(), "401 Unauthorized") || !strings.Contains(err.Error(), am.URL) {
+			t.Fatalf("error %q does not say 401 from %s", err, am.URL)
+		}
+		if strings.Contains(err.Error(), "not-the-password") {
+			t.Fatalf("error shows the password: %q", err)
+		}
+		if n := requests(t, reg, "error"); n != 1 {
+			t.Fatalf("requests_total{result=error} = %v, want 1", n)
+		}
+		// The password file is read per request: fixed in place, it works.
+		if err := os.WriteFile(bad, []byte("s3cret-pw"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if h := mustCheck(t, s, nil, "n1"); !h.Held || !strings.Contains(h.Reason, id) {
+			t.Fatalf("after fixing the password file: %+v", h)
+		}
+		if n := requests(t, reg, "success"); n != 1 {
+			t.Fatalf("requests_total{result=success} = %v, want 1", n)
+		}
+	})
+
+	t.Run("wrong CA", func(t *testing.T) {
+		s, reg := newChecker(t, otherCA.CAFile, pw)
+		h, err := s.Check(context.Background(), nil, "n2")
+		if !errors.Is(err, ErrSilencesUnavailable) || !h.Held {
+			t.Fatalf("Check = %+v, %v; want held (fail closed) and ErrSilencesUnavailable", h, err)
+		}
+		if !strings.Contains(err.Error(), "certificate signed by unknown authority") {
+			t.Fatalf("error %q does not name the certificate problem", err)
+		}
+		if n := requests(t, reg, "error"); n != 1 {
+			t.Fatalf("requests_total{result=error} = %v, want 1", n)
+		}
+	})
+
+	t.Run("from a config file", func(t *testing.T) {
+		// Relative paths resolve against the config file's folder.
+		cfgDir := t.TempDir()
+		caPEM, err := os.ReadFile(ca.CAFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, content := range map[string]string{"am-ca.pem": string(caPEM), "am-password": "s3cret-pw\n", "node-healer.yml": `
+webhook: {auth: {allow_unauthenticated: true}}
+routes: [{name: reboot, matchers: ['alertname="NodeDown"'], runbook: cordon}]
+alertmanagers:
+  - static_configs: [{targets: ["` + strings.TrimPrefix(am.URL, "https://") + `"]}]
+    scheme: https
+    http_config:
+      basic_auth: {username: node-healer, password_file: am-password}
+      tls_config: {ca_file: am-ca.pem}
+`} {
+			if err := os.WriteFile(filepath.Join(cfgDir, name), []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c, err := config.LoadFile(filepath.Join(cfgDir, "node-healer.yml"), []string{"cordon"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := NewSilences(SilencesConfig{Alertmanagers: AlertmanagerSets(c.Alertmanagers), CacheTTL: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h := mustCheck(t, s, nil, "n1"); !h.Held || !strings.Contains(h.Reason, id) {
+			t.Fatalf("n1: %+v", h)
+		}
+	})
+
+	t.Run("no credentials", func(t *testing.T) {
+		s, err := NewSilences(SilencesConfig{
+			Alertmanagers: []AlertmanagerSet{{URLs: []string{am.URL}, HTTPConfig: commoncfg.HTTPClientConfig{TLSConfig: commoncfg.TLSConfig{CAFile: ca.CAFile}}}},
+			CacheTTL:      -1, Logger: slog.New(slog.NewTextHandler(t.Output(), nil)),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Check(context.Background(), nil, "n1"); !errors.Is(err, ErrSilencesUnavailable) || !strings.Contains(err.Error(), "401") {
+			t.Fatalf("without basic auth: %v; want 401", err)
+		}
+	})
 }

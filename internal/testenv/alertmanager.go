@@ -2,20 +2,26 @@ package testenv
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/alertmanager/pkg/labels"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // DefaultAlertmanagerConfig routes every alert to a receiver that sends
@@ -29,29 +35,56 @@ receivers:
 // Alertmanager is a real alertmanager process (clustering off) on a free
 // loopback port, with its config and storage in a private folder.
 type Alertmanager struct {
-	// URL is the base URL, http://127.0.0.1:PORT.
+	// URL is the base URL, http://127.0.0.1:PORT (https:// behind TLS).
 	URL string
 
 	bin, dir string
 	port     int
 	http     *http.Client
+	web      bool // --web.config.file written
 
 	mu sync.Mutex
 	p  *proc
+}
+
+// AlertmanagerOptions configure StartAlertmanagerWith.
+type AlertmanagerOptions struct {
+	// Config is alertmanager.yml (DefaultAlertmanagerConfig if empty).
+	Config string
+	// Web, when set, puts the Alertmanager behind TLS and/or basic auth.
+	Web *AlertmanagerWeb
+}
+
+// AlertmanagerWeb is Alertmanager's own --web.config.file
+// (exporter-toolkit): TLS with a certificate for 127.0.0.1 and bcrypt
+// basic auth on every endpoint, /-/ready and the API included.
+type AlertmanagerWeb struct {
+	// CA's server certificate (127.0.0.1, localhost) is served; nil:
+	// plain HTTP.
+	CA *TestCA
+	// Users maps usernames to passwords (hashed with bcrypt into
+	// basic_auth_users). Empty: no authentication. testenv itself (ready
+	// check, AddSilence…) logs in as the first user in name order.
+	Users map[string]string
 }
 
 // StartAlertmanager writes configYAML (DefaultAlertmanagerConfig if empty)
 // into dir, starts alertmanager with its storage there and waits until
 // /-/ready answers. The binary comes from ToolPath("alertmanager").
 func StartAlertmanager(ctx context.Context, dir, configYAML string) (*Alertmanager, error) {
+	return StartAlertmanagerWith(ctx, dir, AlertmanagerOptions{Config: configYAML})
+}
+
+// StartAlertmanagerWith is StartAlertmanager with options (TLS, basic auth).
+func StartAlertmanagerWith(ctx context.Context, dir string, o AlertmanagerOptions) (*Alertmanager, error) {
 	bin, err := ToolPath("alertmanager")
 	if err != nil {
 		return nil, err
 	}
-	if configYAML == "" {
-		configYAML = DefaultAlertmanagerConfig
+	if o.Config == "" {
+		o.Config = DefaultAlertmanagerConfig
 	}
-	if err := os.WriteFile(filepath.Join(dir, "alertmanager.yml"), []byte(configYAML), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "alertmanager.yml"), []byte(o.Config), 0o644); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o755); err != nil {
@@ -68,10 +101,74 @@ func StartAlertmanager(ctx context.Context, dir, configYAML string) (*Alertmanag
 		port: port,
 		http: &http.Client{Timeout: 10 * time.Second},
 	}
+	if o.Web != nil {
+		if err := am.writeWebConfig(*o.Web); err != nil {
+			return nil, err
+		}
+	}
 	if err := am.start(ctx); err != nil {
 		return nil, err
 	}
 	return am, nil
+}
+
+// writeWebConfig writes web.yml and sets up testenv's own client for it.
+func (am *Alertmanager) writeWebConfig(w AlertmanagerWeb) error {
+	type tlsServer struct {
+		CertFile string `json:"cert_file"`
+		KeyFile  string `json:"key_file"`
+	}
+	var web struct {
+		TLS   *tlsServer        `json:"tls_server_config,omitempty"`
+		Users map[string]string `json:"basic_auth_users,omitempty"`
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if w.CA != nil {
+		web.TLS = &tlsServer{CertFile: w.CA.CertFile, KeyFile: w.CA.KeyFile}
+		pemBytes, err := os.ReadFile(w.CA.CAFile)
+		if err != nil {
+			return err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pemBytes) {
+			return fmt.Errorf("%s: no PEM certificate", w.CA.CAFile)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		am.URL = "https://" + strings.TrimPrefix(am.URL, "http://")
+	}
+	var rt http.RoundTripper = tr
+	if len(w.Users) > 0 {
+		web.Users = map[string]string{}
+		for u, pw := range w.Users {
+			h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
+			if err != nil {
+				return err
+			}
+			web.Users[u] = string(h)
+		}
+		names := slices.Sorted(maps.Keys(w.Users))
+		rt = basicAuthRT{user: names[0], password: w.Users[names[0]], next: tr}
+	}
+	am.http = &http.Client{Timeout: 10 * time.Second, Transport: rt}
+	// JSON is YAML: exporter-toolkit reads it as is.
+	b, err := json.MarshalIndent(web, "", "  ")
+	if err != nil {
+		return err
+	}
+	am.web = true
+	return os.WriteFile(filepath.Join(am.dir, "web.yml"), b, 0o600)
+}
+
+// basicAuthRT adds HTTP basic auth to every request.
+type basicAuthRT struct {
+	user, password string
+	next           http.RoundTripper
+}
+
+func (b basicAuthRT) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.SetBasicAuth(b.user, b.password)
+	return b.next.RoundTrip(r)
 }
 
 func (am *Alertmanager) start(ctx context.Context) error {
@@ -81,6 +178,9 @@ func (am *Alertmanager) start(ctx context.Context) error {
 		"--web.listen-address=" + net.JoinHostPort("127.0.0.1", strconv.Itoa(am.port)),
 		"--cluster.listen-address=", // empty: no gossip, no second port
 		"--log.level=info",
+	}
+	if am.web {
+		args = append(args, "--web.config.file="+filepath.Join(am.dir, "web.yml"))
 	}
 	p, err := startProc("alertmanager", am.bin, args, filepath.Join(am.dir, "alertmanager.log"))
 	if err != nil {

@@ -10,7 +10,14 @@ import (
 // ends, logging the tail of its log if the test failed.
 func NewAlertmanager(t testing.TB, configYAML string) *Alertmanager {
 	t.Helper()
-	am, err := StartAlertmanager(context.Background(), t.TempDir(), configYAML)
+	return NewAlertmanagerWith(t, AlertmanagerOptions{Config: configYAML})
+}
+
+// NewAlertmanagerWith is NewAlertmanager with options (TLS, basic auth;
+// see StartAlertmanagerWith).
+func NewAlertmanagerWith(t testing.TB, o AlertmanagerOptions) *Alertmanager {
+	t.Helper()
+	am, err := StartAlertmanagerWith(context.Background(), t.TempDir(), o)
 	if err != nil {
 		t.Fatalf("testenv: start alertmanager: %v", err)
 	}
