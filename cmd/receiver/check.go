@@ -57,6 +57,9 @@ func runCheckConfig(files []string, out io.Writer) error {
 		sort.Strings(books)
 		fmt.Fprintf(out, "%s: OK — %d routes, runbooks: %s; redis %s; %d workers; lock ttl %s\n",
 			f, len(c.Routes), strings.Join(books, ", "), c.Redis.Describe(), c.Workers.Count, c.Locks.TTL)
+		for _, d := range c.Deprecations() {
+			fmt.Fprintf(out, "%s: warning: %s\n", f, d)
+		}
 	}
 	return nil
 }

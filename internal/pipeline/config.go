@@ -131,7 +131,7 @@ func receiverConfig(o *Options, redisURL, tokenFile, inventory, amURL string) st
 	fmt.Fprintf(&b, "# written by internal/pipeline\nredis: {url: %q}\n", redisURL)
 	fmt.Fprintf(&b, "webhook: {auth: {bearer_token_file: %q}}\n", tokenFile)
 	fmt.Fprintf(&b, "bmc: {inventory_file: %q, timeout: 10s}\n", inventory)
-	fmt.Fprintf(&b, "alertmanager: {urls: [%q]}\n", amURL)
+	fmt.Fprintf(&b, "alertmanagers: [{urls: [%q]}]\n", amURL)
 	for _, sec := range []string{"workers", "locks", "safety"} {
 		if v := o.Config[sec]; v != "" {
 			fmt.Fprintf(&b, "%s: %s\n", sec, v)
