@@ -4,9 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"time"
+	"sync"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -18,10 +17,14 @@ import (
 // Nodes implements runbooks.NodeOps with client-go.
 type Nodes struct {
 	Client kubernetes.Interface
-	// Component is the Event source (default "node-healer").
-	Component string
 	// Instance names this replica in Events (reportingInstance).
 	Instance string
+	// Events records the Events (the receiver starts one per process and
+	// stops it on exit). Nil: one is started on the first Event, with
+	// Client and Instance, and never stopped (tools and tests).
+	Events *Events
+
+	eventsOnce sync.Once
 }
 
 var _ runbooks.NodeOps = (*Nodes)(nil)
@@ -105,23 +108,12 @@ func patchErr(err error, name, what string) error {
 	}
 }
 
-// Event records an Event on the Node.
+// Event records an Event on the Node, asynchronously (see Events.Event).
 func (k *Nodes) Event(ctx context.Context, node, eventType, reason, message string) error {
-	comp := k.Component
-	if comp == "" {
-		comp = "node-healer"
-	}
-	now := metav1.NewTime(time.Now())
-	ev := &corev1.Event{
-		ObjectMeta:     metav1.ObjectMeta{GenerateName: node + ".node-healer.", Namespace: metav1.NamespaceDefault},
-		InvolvedObject: corev1.ObjectReference{Kind: "Node", Name: node, UID: types.UID(node), APIVersion: "v1"},
-		Reason:         reason, Message: message, Type: eventType,
-		Source:         corev1.EventSource{Component: comp, Host: k.Instance},
-		FirstTimestamp: now, LastTimestamp: now, Count: 1,
-		ReportingController: "node-healer.io/receiver", ReportingInstance: k.Instance,
-	}
-	if _, err := k.Client.CoreV1().Events(metav1.NamespaceDefault).Create(ctx, ev, metav1.CreateOptions{}); err != nil {
-		return fmt.Errorf("event on node %s: %w", node, err)
-	}
-	return nil
+	k.eventsOnce.Do(func() {
+		if k.Events == nil {
+			k.Events = NewEvents(k.Client, EventOptions{Instance: k.Instance})
+		}
+	})
+	return k.Events.Event(ctx, node, eventType, reason, message)
 }
