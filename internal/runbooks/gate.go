@@ -96,7 +96,10 @@ func (e *Executor) waitGate(ctx context.Context, run *Run, step Step) error {
 				e.Observer.Held(run.Runbook, d.Kind)
 			}
 			if e.Deps.Nodes != nil && !run.DryRun {
-				_ = e.Deps.Nodes.Event(ctx, run.Node, "Warning", "NodeHealerHeld", fmt.Sprintf("node-healer run %s held before %s: %s", run.ID, step.Name, d.Reason))
+				// A stable note (no run ID, no times): repeated holds of a
+				// kind are one Event series; the detail is in the run's hold
+				// (receiver status, /api/v1/runs) and the log line above.
+				_ = e.Deps.Nodes.Event(ctx, run.Node, "Warning", "NodeHealerHeld", fmt.Sprintf("a %s run is held before its %s step (%s); see receiver status for why and until when", run.Runbook, step.Name, d.Kind))
 			}
 			if err := e.save(ctx, run); err != nil {
 				return err

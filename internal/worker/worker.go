@@ -252,7 +252,10 @@ func (p *Pool) admit(ctx context.Context, log *slog.Logger, run *runbooks.Run, l
 			p.Metrics.Deferrals.WithLabelValues(d.Kind).Inc()
 		}
 		if ev := p.Executor.Deps.Nodes; ev != nil && !run.DryRun && d.Kind != "settle" {
-			_ = ev.Event(ctx, run.Node, "Warning", "NodeHealerDeferred", "node-healer run "+run.ID+" ("+run.Runbook+") deferred: "+d.Reason)
+			// A stable note (no run ID, no times): repeated deferrals of a
+			// kind are one Event series; the detail is in the run's hold
+			// (receiver status, /api/v1/runs) and the log line above.
+			_ = ev.Event(ctx, run.Node, "Warning", "NodeHealerDeferred", "a "+run.Runbook+" run is deferred by a safety limit ("+d.Kind+") and stays queued; see receiver status for why and until when")
 		}
 	}
 	p.saveRun(ctx, log, run, lease)
