@@ -7,7 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -137,8 +140,43 @@ func TestCodeUnderRBAC(t *testing.T) {
 				t.Errorf("taint (present=%v): %v", present, err)
 			}
 		}
-		if err := nodes.Event(ctx, node, corev1.EventTypeNormal, "DeployTest", "RBAC check"); err != nil {
-			t.Errorf("event: %v", err)
+	})
+	t.Run("events", func(t *testing.T) {
+		// Events are written in the background: twice the same one is a
+		// create, then a patch (series count 2). Stop waits for the writes;
+		// a Forbidden shows in the write-error metric.
+		reg := prometheus.NewRegistry()
+		ev := kube.NewEvents(client, kube.EventOptions{Instance: "deploy-test", Registerer: reg})
+		nodes := &kube.Nodes{Client: client, Instance: "deploy-test", Events: ev}
+		for range 2 {
+			if err := nodes.Event(ctx, node, corev1.EventTypeNormal, "DeployTest", "RBAC check"); err != nil {
+				t.Errorf("event: %v", err)
+			}
+		}
+		var list *eventsv1.EventList
+		deadline := time.Now().Add(20 * time.Second) // a create/patch race costs one 10s retry
+		for {
+			var err error
+			list, err = cluster.Client.EventsV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "regarding.name=" + node + ",reason=DeployTest"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(list.Items) == 1 && list.Items[0].Series != nil || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		ev.Stop(5 * time.Second)
+		if err := testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP node_healer_event_write_errors_total Failed Kubernetes Event writes, by verb (create, patch); transport errors are retried by client-go (12 tries, 10s apart).
+# TYPE node_healer_event_write_errors_total counter
+node_healer_event_write_errors_total{verb="create"} 0
+node_healer_event_write_errors_total{verb="patch"} 0
+`), "node_healer_event_write_errors_total"); err != nil {
+			t.Errorf("event writes failed as %s: %v", receiverSA, err)
+		}
+		if len(list.Items) != 1 || list.Items[0].Series == nil || list.Items[0].Series.Count != 2 {
+			t.Errorf("events.k8s.io Events: %+v; want one with series.count 2", list.Items)
 		}
 	})
 	t.Run("node-exec pod", func(t *testing.T) {
