@@ -102,7 +102,11 @@ func runServe(ctx context.Context, o serveOptions, logw io.Writer) error {
 		MinReplicas: cfg.Redis.MinReplicasAcked, ReplicationTimeout: time.Duration(cfg.Redis.ReplicationTimeout)})
 	locker := locks.New(rdb, prefix, locks.Options{Registerer: promReg,
 		MinReplicas: cfg.Redis.MinReplicasAcked, ReplicationTimeout: time.Duration(cfg.Redis.ReplicationTimeout)})
-	nodes := &kube.Nodes{Client: client, Instance: replica}
+	// Events (events.k8s.io/v1) are written in the background; Stop, once
+	// the workers are done, writes what is still queued.
+	events := kube.NewEvents(client, kube.EventOptions{Instance: replica, NodeUID: nodeCache.NodeUID, Registerer: promReg, Log: log})
+	defer events.Stop(5 * time.Second)
+	nodes := &kube.Nodes{Client: client, Instance: replica, Events: events}
 	power, closePower, err := newPower(cfg, client, promReg, log)
 	if err != nil {
 		return err

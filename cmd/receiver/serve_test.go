@@ -226,13 +226,49 @@ func node(t *testing.T, name string) *corev1.Node {
 	return n
 }
 
+// nodeEvents lists the events.k8s.io/v1 Events regarding the node, as
+// core/v1 Events (Message is the note), one element per occurrence: a
+// series of count n is there n times. node-healer writes Events in the
+// background, so it polls: until the list is non-empty and has not
+// changed for 200ms, or for 3s while it is empty.
 func nodeEvents(t *testing.T, name string) []corev1.Event {
 	t.Helper()
-	evs, err := cluster.Client.CoreV1().Events("").List(context.Background(), metav1.ListOptions{FieldSelector: "involvedObject.name=" + name + ",involvedObject.kind=Node"})
-	if err != nil {
-		t.Fatal(err)
+	list := func() ([]corev1.Event, string) {
+		evs, err := cluster.Client.EventsV1().Events("").List(context.Background(), metav1.ListOptions{FieldSelector: "regarding.name=" + name + ",regarding.kind=Node"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []corev1.Event
+		var key strings.Builder
+		for _, e := range evs.Items {
+			n := int32(1)
+			if e.Series != nil {
+				n = e.Series.Count
+			}
+			fmt.Fprintf(&key, "%s/%s/%d ", e.Name, e.ResourceVersion, n)
+			ev := corev1.Event{ObjectMeta: e.ObjectMeta, InvolvedObject: e.Regarding, Reason: e.Reason, Message: e.Note, Type: e.Type,
+				Action: e.Action, EventTime: e.EventTime, Count: n, ReportingController: e.ReportingController, ReportingInstance: e.ReportingInstance}
+			for range n {
+				out = append(out, ev)
+			}
+		}
+		return out, key.String()
 	}
-	return evs.Items
+	start := time.Now()
+	evs, key := list()
+	since := start
+	for {
+		switch {
+		case len(evs) > 0 && time.Since(since) >= 200*time.Millisecond,
+			len(evs) == 0 && time.Since(start) >= 3*time.Second,
+			time.Since(start) >= 10*time.Second:
+			return evs
+		}
+		time.Sleep(50 * time.Millisecond)
+		if next, nextKey := list(); nextKey != key {
+			evs, key, since = next, nextKey, time.Now()
+		}
+	}
 }
 
 func createNodes(t *testing.T, names ...string) {

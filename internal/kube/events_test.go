@@ -85,7 +85,18 @@ func TestEventOnNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	uids := uidOf(t, name)
-	e := NewEvents(cluster.Client, EventOptions{Instance: "replica-a", NodeUID: uids})
+	// The UID from the node informer, as the receiver does.
+	cache := StartNodeCache(ctx, cluster.Client, 0)
+	if !cache.WaitSynced(ctx) {
+		t.Fatal("node cache did not sync")
+	}
+	if got := cache.NodeUID(name); got != uids(name) || got == "" {
+		t.Fatalf("NodeCache.NodeUID(%s) = %q, want %q", name, got, uids(name))
+	}
+	if got := cache.NodeUID("events-uncached"); got != "" {
+		t.Fatalf("NodeCache.NodeUID of an unknown node = %q", got)
+	}
+	e := NewEvents(cluster.Client, EventOptions{Instance: "replica-a", NodeUID: cache.NodeUID})
 	defer e.Stop(5 * time.Second)
 	nodes := &Nodes{Client: cluster.Client, Instance: "replica-a", Events: e}
 	note := "node-healer run r-1 (reboot): cordoned"
