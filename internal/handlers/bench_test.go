@@ -12,10 +12,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/node-healer/node-healer/internal/config"
 	"github.com/node-healer/node-healer/internal/metrics"
 	"github.com/node-healer/node-healer/internal/queue"
+	"github.com/node-healer/node-healer/internal/redisconn"
 	"github.com/node-healer/node-healer/internal/runbooks"
 	"github.com/node-healer/node-healer/internal/safety"
 	"github.com/node-healer/node-healer/internal/testenv"
@@ -42,6 +44,12 @@ func benchServer(b *testing.B) http.Handler {
 	r := testenv.NewRedis(b)
 	c := r.Client(0)
 	b.Cleanup(func() { c.Close() })
+	return benchServerOn(b, c, queue.Options{Prefix: "bench"})
+}
+
+// benchServerOn is the webhook on queue options o over client c (a single
+// Redis, a Cluster or a Sentinel-managed primary).
+func benchServerOn(b *testing.B, c redis.UniversalClient, o queue.Options) http.Handler {
 	cfg, err := config.Parse([]byte(testConfig), ".", nil)
 	if err != nil {
 		b.Fatal(err)
@@ -52,7 +60,7 @@ func benchServer(b *testing.B) http.Handler {
 		nodes[fmt.Sprintf("n%d", i)] = true
 	}
 	reg := prometheus.NewRegistry()
-	return New(Options{Router: cfg, Intake: queueIntake{queue.New(c, queue.Options{Prefix: "bench"}), &safety.Firing{Redis: c, Prefix: "bench"}}, Nodes: nodes,
+	return New(Options{Router: cfg, Intake: queueIntake{queue.New(c, o), &safety.Firing{Redis: c, Prefix: o.Prefix}}, Nodes: nodes,
 		Auth: cfg.Webhook.Auth, MaxBody: cfg.Webhook.MaxBodyBytes, Metrics: metrics.New(reg, nil), Gatherer: reg,
 		Log: slog.New(slog.DiscardHandler)})
 }
@@ -69,7 +77,10 @@ func benchWebhook(b *testing.B, alerts int) {
 	if testing.Short() {
 		b.Skip("needs redis-server")
 	}
-	h := benchServer(b)
+	benchWebhookOn(b, benchServer(b), alerts)
+}
+
+func benchWebhookOn(b *testing.B, h http.Handler, alerts int) {
 	bodies := make([]string, b.N)
 	for i := range bodies {
 		bodies[i] = benchPayload(i, alerts) // distinct alerts: every one is enqueued
@@ -99,3 +110,29 @@ func BenchmarkWebhook1Alert(b *testing.B) { benchWebhook(b, 1) }
 
 // BenchmarkWebhook100Alerts: Alertmanager's max_alerts=100 payload.
 func BenchmarkWebhook100Alerts(b *testing.B) { benchWebhook(b, 100) }
+
+// BenchmarkWebhook100AlertsTopology: the 100-alert payload on each Redis
+// topology node-healer supports, all redis-server processes on loopback:
+// "single" (as BenchmarkWebhook100Alerts), "cluster" (three masters; the
+// queue's keys share one hash tag, so one master takes them all),
+// "sentinel-wait-1" (through Sentinel to a primary with one replica and
+// redis.min_replicas_acked 1: every 200 waits for the replica).
+//
+//	go test -run '^$' -bench Webhook100AlertsTopology -benchtime 500x ./internal/handlers/
+func BenchmarkWebhook100AlertsTopology(b *testing.B) {
+	if testing.Short() {
+		b.Skip("needs redis-server")
+	}
+	redisconn.SetLogger(slog.New(slog.DiscardHandler)) // Sentinel chatter
+	b.Run("single", func(b *testing.B) { benchWebhook(b, 100) })
+	b.Run("cluster", func(b *testing.B) {
+		_, c := testenv.NewRedisCluster(b)
+		benchWebhookOn(b, benchServerOn(b, c, queue.Options{Prefix: "bench"}), 100)
+	})
+	b.Run("sentinel-wait-1", func(b *testing.B) {
+		s := testenv.NewRedisSentinel(b, testenv.SentinelOptions{})
+		c := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: s.MasterName, SentinelAddrs: s.Sentinels})
+		b.Cleanup(func() { c.Close() })
+		benchWebhookOn(b, benchServerOn(b, c, queue.Options{Prefix: "bench", MinReplicas: 1}), 100)
+	})
+}
