@@ -136,3 +136,62 @@ func BenchmarkWebhook100AlertsTopology(b *testing.B) {
 		benchWebhookOn(b, benchServerOn(b, c, queue.Options{Prefix: "bench", MinReplicas: 1}), 100)
 	})
 }
+
+// BenchmarkFailoverTo200 measures how long the webhook answers 503 when
+// the Redis primary dies: a primary with two replicas and three Sentinels
+// (down-after-milliseconds 1000), the webhook through a Sentinel client;
+// the primary is SIGKILLed and the same 1-alert payload is posted every
+// 20 ms until a 200. One failover per iteration (the set is rebuilt
+// outside the timer); reports the median and the worst.
+//
+//	go test -run '^$' -bench FailoverTo200 -benchtime 5x ./internal/handlers/
+func BenchmarkFailoverTo200(b *testing.B) {
+	if testing.Short() {
+		b.Skip("needs redis-server")
+	}
+	redisconn.SetLogger(slog.New(slog.DiscardHandler))
+	for _, acked := range []int{0, 1} {
+		b.Run(fmt.Sprintf("min-replicas-acked-%d", acked), func(b *testing.B) {
+			var took []time.Duration
+			for i := 0; b.Loop(); i++ {
+				b.StopTimer()
+				s, err := testenv.StartRedisSentinel(context.Background(), b.TempDir(), testenv.SentinelOptions{Replicas: 2})
+				if err != nil {
+					b.Fatal(err)
+				}
+				c := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: s.MasterName, SentinelAddrs: s.Sentinels,
+					DialTimeout: redisconn.DialTimeout, ReadTimeout: redisconn.ReadTimeout, WriteTimeout: redisconn.WriteTimeout, MaxRetries: redisconn.MaxRetries})
+				h := benchServerOn(b, c, queue.Options{Prefix: "bench", MinReplicas: acked})
+				post := func(seq int) int {
+					req := httptest.NewRequest(http.MethodPost, "/webhook", strings.NewReader(benchPayload(seq, 1)))
+					req.Header.Set("Authorization", "Bearer test-token")
+					rec := httptest.NewRecorder()
+					h.ServeHTTP(rec, req)
+					return rec.Code
+				}
+				if code := post(0); code != 200 {
+					b.Fatalf("before the failover: %d", code)
+				}
+				b.StartTimer()
+				start := time.Now()
+				if _, err := s.KillPrimary(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+				for seq := 1; post(seq) != 200; seq++ {
+					if time.Since(start) > time.Minute {
+						b.Fatalf("no 200 within a minute of the kill\n%s", s.LogTails(10))
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+				took = append(took, time.Since(start))
+				b.StopTimer()
+				c.Close()
+				s.Stop()
+				b.StartTimer()
+			}
+			slices.Sort(took)
+			b.ReportMetric(took[len(took)/2].Seconds(), "p50-s")
+			b.ReportMetric(took[len(took)-1].Seconds(), "max-s")
+		})
+	}
+}
