@@ -103,6 +103,17 @@ func startSentinelHeal(t *testing.T, node string, replicas int, extraRedis strin
 	must(t, err)
 	h.killedAt = time.Now()
 	t.Logf("primary %s killed at the hard reset", old)
+	if !cutOff {
+		// A delivery while the primary is dead either fails (503, and
+		// Alertmanager retries) or waits for the promoted replica and
+		// finds the alert there (a duplicate): never a new run.
+		t0 := time.Now()
+		code, reply := h.rec.post(t, amPayload("NodeKernelDeadlock", node, "fp-"+node))
+		if code != http.StatusServiceUnavailable && (code != http.StatusOK || reply.Alerts[0].Reason != "duplicate") {
+			t.Fatalf("webhook with the primary dead: %d %+v, want 503 or a duplicate", code, reply)
+		}
+		t.Logf("webhook with the primary dead: %d after %s", code, time.Since(t0).Round(time.Millisecond))
+	}
 	if cutOff {
 		// Let the lease run out while no primary answers, then let the
 		// stale replica be promoted.
