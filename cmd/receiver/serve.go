@@ -66,6 +66,7 @@ func runServe(ctx context.Context, o serveOptions, logw io.Writer) error {
 	reg := registry()
 	replica := replicaName(o.Replica)
 
+	redisconn.SetLogger(log)
 	rdb, err := newRedis(cfg, o.RedisURL)
 	if err != nil {
 		return err

@@ -66,6 +66,15 @@ func startReceiver(t *testing.T) *receiver {
 // called at cleanup.
 func startReceiverWith(t *testing.T, r *testenv.Redis, extra, routes, replica string) (*receiver, func()) {
 	t.Helper()
+	rec, stop := startReceiverOn(t, fmt.Sprintf("redis: {url: %q}", r.URL(0)), extra, routes, replica)
+	rec.Redis = r
+	return rec, stop
+}
+
+// startReceiverOn is startReceiverWith with the config's redis section
+// given as it is (a Sentinel or a Cluster topology).
+func startReceiverOn(t *testing.T, redisSection, extra, routes, replica string) (*receiver, func()) {
+	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "token"), []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -82,7 +91,7 @@ func startReceiverWith(t *testing.T, r *testenv.Redis, extra, routes, replica st
 	if !strings.Contains(extra, "reconcile_interval") {
 		extra = strings.Replace(extra, "workers: {", "workers: {reconcile_interval: 10m, ", 1)
 	}
-	cfg := fmt.Sprintf("redis: {url: %q}\nwebhook: {auth: {bearer_token_file: token}}\n%s\n%s", r.URL(0), extra, routes)
+	cfg := fmt.Sprintf("%s\nwebhook: {auth: {bearer_token_file: token}}\n%s\n%s", redisSection, extra, routes)
 	cfgFile := filepath.Join(dir, "node-healer.yml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -91,7 +100,7 @@ func startReceiverWith(t *testing.T, r *testenv.Redis, extra, routes, replica st
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &receiver{URL: fmt.Sprintf("http://127.0.0.1:%d", port), Redis: r, Log: &bytes.Buffer{}}
+	rec := &receiver{URL: fmt.Sprintf("http://127.0.0.1:%d", port), Log: &bytes.Buffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	lw := &syncWriter{w: rec.Log}

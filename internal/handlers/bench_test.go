@@ -12,10 +12,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/node-healer/node-healer/internal/config"
 	"github.com/node-healer/node-healer/internal/metrics"
 	"github.com/node-healer/node-healer/internal/queue"
+	"github.com/node-healer/node-healer/internal/redisconn"
 	"github.com/node-healer/node-healer/internal/runbooks"
 	"github.com/node-healer/node-healer/internal/safety"
 	"github.com/node-healer/node-healer/internal/testenv"
@@ -42,6 +44,12 @@ func benchServer(b *testing.B) http.Handler {
 	r := testenv.NewRedis(b)
 	c := r.Client(0)
 	b.Cleanup(func() { c.Close() })
+	return benchServerOn(b, c, queue.Options{Prefix: "bench"})
+}
+
+// benchServerOn is the webhook on queue options o over client c (a single
+// Redis, a Cluster or a Sentinel-managed primary).
+func benchServerOn(b *testing.B, c redis.UniversalClient, o queue.Options) http.Handler {
 	cfg, err := config.Parse([]byte(testConfig), ".", nil)
 	if err != nil {
 		b.Fatal(err)
@@ -52,7 +60,7 @@ func benchServer(b *testing.B) http.Handler {
 		nodes[fmt.Sprintf("n%d", i)] = true
 	}
 	reg := prometheus.NewRegistry()
-	return New(Options{Router: cfg, Intake: queueIntake{queue.New(c, queue.Options{Prefix: "bench"}), &safety.Firing{Redis: c, Prefix: "bench"}}, Nodes: nodes,
+	return New(Options{Router: cfg, Intake: queueIntake{queue.New(c, o), &safety.Firing{Redis: c, Prefix: o.Prefix}}, Nodes: nodes,
 		Auth: cfg.Webhook.Auth, MaxBody: cfg.Webhook.MaxBodyBytes, Metrics: metrics.New(reg, nil), Gatherer: reg,
 		Log: slog.New(slog.DiscardHandler)})
 }
@@ -69,7 +77,10 @@ func benchWebhook(b *testing.B, alerts int) {
 	if testing.Short() {
 		b.Skip("needs redis-server")
 	}
-	h := benchServer(b)
+	benchWebhookOn(b, benchServer(b), alerts)
+}
+
+func benchWebhookOn(b *testing.B, h http.Handler, alerts int) {
 	bodies := make([]string, b.N)
 	for i := range bodies {
 		bodies[i] = benchPayload(i, alerts) // distinct alerts: every one is enqueued
@@ -99,3 +110,88 @@ func BenchmarkWebhook1Alert(b *testing.B) { benchWebhook(b, 1) }
 
 // BenchmarkWebhook100Alerts: Alertmanager's max_alerts=100 payload.
 func BenchmarkWebhook100Alerts(b *testing.B) { benchWebhook(b, 100) }
+
+// BenchmarkWebhook100AlertsTopology: the 100-alert payload on each Redis
+// topology node-healer supports, all redis-server processes on loopback:
+// "single" (as BenchmarkWebhook100Alerts), "cluster" (three masters; the
+// queue's keys share one hash tag, so one master takes them all),
+// "sentinel-wait-1" (through Sentinel to a primary with one replica and
+// redis.min_replicas_acked 1: every 200 waits for the replica).
+//
+//	go test -run '^$' -bench Webhook100AlertsTopology -benchtime 500x ./internal/handlers/
+func BenchmarkWebhook100AlertsTopology(b *testing.B) {
+	if testing.Short() {
+		b.Skip("needs redis-server")
+	}
+	redisconn.SetLogger(slog.New(slog.DiscardHandler)) // Sentinel chatter
+	b.Run("single", func(b *testing.B) { benchWebhook(b, 100) })
+	b.Run("cluster", func(b *testing.B) {
+		_, c := testenv.NewRedisCluster(b)
+		benchWebhookOn(b, benchServerOn(b, c, queue.Options{Prefix: "bench"}), 100)
+	})
+	b.Run("sentinel-wait-1", func(b *testing.B) {
+		s := testenv.NewRedisSentinel(b, testenv.SentinelOptions{})
+		c := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: s.MasterName, SentinelAddrs: s.Sentinels})
+		b.Cleanup(func() { c.Close() })
+		benchWebhookOn(b, benchServerOn(b, c, queue.Options{Prefix: "bench", MinReplicas: 1}), 100)
+	})
+}
+
+// BenchmarkFailoverTo200 measures how long the webhook answers 503 when
+// the Redis primary dies: a primary with two replicas and three Sentinels
+// (down-after-milliseconds 1000), the webhook through a Sentinel client;
+// the primary is SIGKILLed and the same 1-alert payload is posted every
+// 20 ms until a 200. One failover per iteration (the set is rebuilt
+// outside the timer); reports the median and the worst.
+//
+//	go test -run '^$' -bench FailoverTo200 -benchtime 5x ./internal/handlers/
+func BenchmarkFailoverTo200(b *testing.B) {
+	if testing.Short() {
+		b.Skip("needs redis-server")
+	}
+	redisconn.SetLogger(slog.New(slog.DiscardHandler))
+	for _, acked := range []int{0, 1} {
+		b.Run(fmt.Sprintf("min-replicas-acked-%d", acked), func(b *testing.B) {
+			var took []time.Duration
+			for i := 0; b.Loop(); i++ {
+				b.StopTimer()
+				s, err := testenv.StartRedisSentinel(context.Background(), b.TempDir(), testenv.SentinelOptions{Replicas: 2})
+				if err != nil {
+					b.Fatal(err)
+				}
+				c := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: s.MasterName, SentinelAddrs: s.Sentinels,
+					DialTimeout: redisconn.DialTimeout, ReadTimeout: redisconn.ReadTimeout, WriteTimeout: redisconn.WriteTimeout, MaxRetries: redisconn.MaxRetries})
+				h := benchServerOn(b, c, queue.Options{Prefix: "bench", MinReplicas: acked})
+				post := func(seq int) int {
+					req := httptest.NewRequest(http.MethodPost, "/webhook", strings.NewReader(benchPayload(seq, 1)))
+					req.Header.Set("Authorization", "Bearer test-token")
+					rec := httptest.NewRecorder()
+					h.ServeHTTP(rec, req)
+					return rec.Code
+				}
+				if code := post(0); code != 200 {
+					b.Fatalf("before the failover: %d", code)
+				}
+				b.StartTimer()
+				start := time.Now()
+				if _, err := s.KillPrimary(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+				for seq := 1; post(seq) != 200; seq++ {
+					if time.Since(start) > time.Minute {
+						b.Fatalf("no 200 within a minute of the kill\n%s", s.LogTails(10))
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+				took = append(took, time.Since(start))
+				b.StopTimer()
+				c.Close()
+				s.Stop()
+				b.StartTimer()
+			}
+			slices.Sort(took)
+			b.ReportMetric(took[len(took)/2].Seconds(), "p50-s")
+			b.ReportMetric(took[len(took)-1].Seconds(), "max-s")
+		})
+	}
+}

@@ -7,17 +7,26 @@ import (
 	"time"
 
 	"github.com/node-healer/node-healer/internal/locks"
+	"github.com/node-healer/node-healer/internal/testenv"
 )
 
 // BenchmarkAcquireRelease measures one Acquire + Release round on a real
 // redis-server over loopback, and reports latency percentiles of the pair:
-// "single" on one Redis; "wait-1-replica" with MinReplicas 1 against a
+// "single" on one Redis; "cluster" on a three-master Redis Cluster (the
+// node's keys share a hash tag: one master, one round trip); "wait-1-replica" with MinReplicas 1 against a
 // primary with one local replica (WAIT pipelined with the acquire).
 //
 //	go test -run '^$' -bench AcquireRelease -benchtime 2000x ./internal/locks/
 func BenchmarkAcquireRelease(b *testing.B) {
 	b.Run("single", func(b *testing.B) {
 		_, rdb := newRedis(b)
+		benchAcquireRelease(b, locks.New(rdb, "bench"))
+	})
+	b.Run("cluster", func(b *testing.B) {
+		if testing.Short() {
+			b.Skip("needs redis-server")
+		}
+		_, rdb := testenv.NewRedisCluster(b)
 		benchAcquireRelease(b, locks.New(rdb, "bench"))
 	})
 	b.Run("wait-1-replica", func(b *testing.B) {

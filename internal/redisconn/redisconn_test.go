@@ -1,11 +1,14 @@
 package redisconn
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -218,4 +221,44 @@ func TestClusterFromConfig(t *testing.T) {
 			t.Fatalf("get %s: %d %v", k, v, err)
 		}
 	}
+}
+
+// TestSetLogger: go-redis' own messages (here: a Sentinel that cannot
+// be reached) become structured records of node-healer's log.
+func TestSetLogger(t *testing.T) {
+	var buf syncBuffer
+	SetLogger(slog.New(slog.NewTextHandler(&buf, nil)))
+	t.Cleanup(func() { SetLogger(slog.New(slog.DiscardHandler)) })
+	port, err := testenv.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: "mymaster", SentinelAddrs: []string{fmt.Sprintf("127.0.0.1:%d", port)}, MaxRetries: -1})
+	defer c.Close()
+	if err := c.Ping(context.Background()).Err(); err == nil {
+		t.Fatal("ping through a Sentinel that is not there succeeded")
+	}
+	got := buf.String()
+	for _, want := range []string{"level=WARN", "component=redis", "sentinel: GetMasterAddrByName", "failed"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("log %q lacks %q", got, want)
+		}
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

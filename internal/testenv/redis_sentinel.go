@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -22,9 +23,14 @@ const SentinelMaster = "mymaster"
 type SentinelOptions struct {
 	Password         string
 	SentinelPassword string
+	// Replicas is the number of replicas (default 1). With
+	// min_replicas_acked: 1 a set needs two: once the only replica is
+	// promoted, nothing is left to acknowledge a write.
+	Replicas int
 }
 
-// RedisSentinel is a primary, one replica and three Sentinels (quorum 2,
+// RedisSentinel is a primary, one replica (or SentinelOptions.Replicas)
+// and three Sentinels (quorum 2,
 // down-after-milliseconds 1000, failover-timeout 5000) on loopback, with
 // persistence off: SIGKILL of the primary gets the replica promoted in
 // about eight seconds.
@@ -37,8 +43,8 @@ type RedisSentinel struct {
 	sentinels  []*proc
 }
 
-// StartRedisSentinel starts the five processes under dir and returns once
-// the replica has synced and every Sentinel knows the replica and the
+// StartRedisSentinel starts the processes under dir and returns once the
+// replicas have synced and every Sentinel knows the replicas and the
 // other two Sentinels (so a failover can be agreed on).
 func StartRedisSentinel(ctx context.Context, dir string, opts SentinelOptions) (*RedisSentinel, error) {
 	bin, err := RedisServerPath()
@@ -56,29 +62,37 @@ func StartRedisSentinel(ctx context.Context, dir string, opts SentinelOptions) (
 	if err != nil {
 		return nil, err
 	}
-	replica, err := s.startServer(bin, "replica", "--replicaof", "127.0.0.1", port(primary))
-	if err != nil {
-		return nil, err
+	n := max(opts.Replicas, 1)
+	var replicas []string
+	for i := range n {
+		replica, err := s.startServer(bin, fmt.Sprintf("replica%d", i), "--replicaof", "127.0.0.1", port(primary))
+		if err != nil {
+			return nil, err
+		}
+		replicas = append(replicas, replica)
 	}
 	for i := range 3 {
 		if err := s.startSentinel(bin, i, primary); err != nil {
 			return nil, err
 		}
 	}
-	// The replica has the data set (WAIT right after start can answer 0).
-	rc := redis.NewClient(&redis.Options{Addr: replica, Password: opts.Password})
-	defer rc.Close()
-	if err := s.servers[replica].waitUntil(ctx, 20*time.Second, func(ctx context.Context) error {
-		info, err := rc.Info(ctx, "replication").Result()
+	// The replicas have the data set (WAIT right after start can answer 0).
+	for _, replica := range replicas {
+		rc := redis.NewClient(&redis.Options{Addr: replica, Password: opts.Password})
+		err := s.servers[replica].waitUntil(ctx, 20*time.Second, func(ctx context.Context) error {
+			info, err := rc.Info(ctx, "replication").Result()
+			if err != nil {
+				return err
+			}
+			if !strings.Contains(info, "master_link_status:up") {
+				return fmt.Errorf("replica not in sync: %s", info)
+			}
+			return nil
+		})
+		rc.Close()
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if !strings.Contains(info, "master_link_status:up") {
-			return fmt.Errorf("replica not in sync: %s", info)
-		}
-		return nil
-	}); err != nil {
-		return nil, err
 	}
 	for i, addr := range s.Sentinels {
 		sc := s.sentinelClient(addr)
@@ -91,7 +105,7 @@ func StartRedisSentinel(ctx context.Context, dir string, opts SentinelOptions) (
 			if err != nil {
 				return err
 			}
-			if len(reps) < 1 || len(peers) < 2 {
+			if len(reps) < n || len(peers) < 2 {
 				return fmt.Errorf("sentinel knows %d replicas and %d other sentinels", len(reps), len(peers))
 			}
 			return nil
@@ -253,4 +267,77 @@ func (s *RedisSentinel) Stop() {
 	for _, p := range s.all() {
 		p.stop(0)
 	}
+}
+
+// Replicas returns the addresses of the data nodes that are not the
+// current primary (and still run).
+func (s *RedisSentinel) Replicas(ctx context.Context) ([]string, error) {
+	primary, err := s.Primary(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for addr, p := range s.servers {
+		if addr != primary && !p.exited() {
+			out = append(out, addr)
+		}
+	}
+	return out, nil
+}
+
+// CutOffReplicas makes the replicas miss every write from now on while
+// the primary goes on acknowledging them, the way a partition or a slow
+// link does: each replica is frozen (SIGSTOP), then the primary drops its
+// replication connections (CLIENT KILL TYPE replica), so nothing written
+// afterwards reaches them, not even a socket buffer. ThawReplicas undoes
+// the freeze; a replica thawed after the primary died cannot catch up.
+func (s *RedisSentinel) CutOffReplicas(ctx context.Context) error {
+	primary, err := s.Primary(ctx)
+	if err != nil {
+		return err
+	}
+	reps, err := s.Replicas(ctx)
+	if err != nil {
+		return err
+	}
+	for _, addr := range reps {
+		if err := s.servers[addr].cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+			return fmt.Errorf("freeze replica %s: %w", addr, err)
+		}
+	}
+	pc := redis.NewClient(&redis.Options{Addr: primary, Password: s.opts.Password})
+	defer pc.Close()
+	if err := pc.Do(ctx, "CLIENT", "KILL", "TYPE", "replica").Err(); err != nil {
+		return fmt.Errorf("drop replication links on %s: %w", primary, err)
+	}
+	// The primary no longer lists them as connected.
+	return s.servers[primary].waitUntil(ctx, 10*time.Second, func(ctx context.Context) error {
+		info, err := pc.Info(ctx, "replication").Result()
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(info, "connected_slaves:0") {
+			return fmt.Errorf("primary still lists replicas: %s", info)
+		}
+		return nil
+	})
+}
+
+// ThawReplicas resumes replicas frozen by CutOffReplicas (SIGCONT).
+func (s *RedisSentinel) ThawReplicas() error {
+	for addr, p := range s.servers {
+		if p.exited() {
+			continue
+		}
+		if err := p.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+			return fmt.Errorf("thaw %s: %w", addr, err)
+		}
+	}
+	return nil
+}
+
+// Client is a plain client on one data node (e.g. the promoted replica,
+// to see what survived a failover).
+func (s *RedisSentinel) Client(addr string) *redis.Client {
+	return redis.NewClient(&redis.Options{Addr: addr, Password: s.opts.Password})
 }
