@@ -36,6 +36,17 @@ type receiver struct {
 	URL   string
 	Redis *testenv.Redis
 	Log   *bytes.Buffer
+	// ConfigFile is the configuration it runs with (reload tests rewrite it).
+	ConfigFile string
+}
+
+// receiverSetup changes how startReceiverSetup starts a receiver: serve
+// options (web config, lifecycle), and how its readiness is asked for.
+type receiverSetup struct {
+	Options func(*serveOptions)
+	Scheme  string       // "https" with a TLS web config
+	Client  *http.Client // default http.DefaultClient
+	Request func(*http.Request)
 }
 
 const defaultRoutes = `
@@ -75,6 +86,18 @@ func startReceiverWith(t *testing.T, r *testenv.Redis, extra, routes, replica st
 // given as it is (a Sentinel or a Cluster topology).
 func startReceiverOn(t *testing.T, redisSection, extra, routes, replica string) (*receiver, func()) {
 	t.Helper()
+	return startReceiverSetup(t, redisSection, extra, routes, replica, receiverSetup{})
+}
+
+// startReceiverSetup is startReceiverOn with setup applied.
+func startReceiverSetup(t *testing.T, redisSection, extra, routes, replica string, setup receiverSetup) (*receiver, func()) {
+	t.Helper()
+	if setup.Scheme == "" {
+		setup.Scheme = "http"
+	}
+	if setup.Client == nil {
+		setup.Client = http.DefaultClient
+	}
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "token"), []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -100,13 +123,17 @@ func startReceiverOn(t *testing.T, redisSection, extra, routes, replica string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &receiver{URL: fmt.Sprintf("http://127.0.0.1:%d", port), Log: &bytes.Buffer{}}
+	rec := &receiver{URL: fmt.Sprintf("%s://127.0.0.1:%d", setup.Scheme, port), Log: &bytes.Buffer{}, ConfigFile: cfgFile}
+	so := serveOptions{ConfigFile: cfgFile, ListenAddress: fmt.Sprintf("127.0.0.1:%d", port),
+		Kubeconfig: cluster.Kubeconfig, Replica: replica, Log: logOptions{Format: "logfmt", Level: "debug"}}
+	if setup.Options != nil {
+		setup.Options(&so)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	lw := &syncWriter{w: rec.Log}
 	go func() {
-		done <- runServe(ctx, serveOptions{ConfigFile: cfgFile, ListenAddress: fmt.Sprintf("127.0.0.1:%d", port),
-			Kubeconfig: cluster.Kubeconfig, Replica: replica, Log: logOptions{Format: "logfmt", Level: "debug"}}, lw)
+		done <- runServe(ctx, so, lw)
 	}()
 	var once sync.Once
 	stop := func() {
@@ -129,7 +156,11 @@ func startReceiverOn(t *testing.T, redisSection, extra, routes, replica string) 
 			t.Fatalf("serve stopped: %v", err)
 		default:
 		}
-		resp, err := http.Get(rec.URL + "/-/ready")
+		req, _ := http.NewRequest(http.MethodGet, rec.URL+"/-/ready", nil)
+		if setup.Request != nil {
+			setup.Request(req)
+		}
+		resp, err := setup.Client.Do(req)
 		if err != nil {
 			return false
 		}
