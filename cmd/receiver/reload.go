@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/exporter-toolkit/web"
+	"gopkg.in/yaml.v3"
 
 	"github.com/node-healer/node-healer/internal/config"
 	"github.com/node-healer/node-healer/internal/safety"
@@ -63,7 +64,31 @@ func (l *liveConfig) store(cfg *config.Config) error {
 		return err
 	}
 	l.cur.Store(&liveState{cfg: cfg, windows: w})
+	if cfg.Webhook.Auth.AllowUnauthenticated && !webAuthenticates(l.webConfigFile) {
+		l.log.Warn("webhook.auth.allow_unauthenticated is set and the web configuration file has neither basic_auth_users nor required client certificates: anyone who reaches the port can post alerts", "web_config", l.webConfigFile)
+	}
 	return nil
+}
+
+// webAuthenticates tells whether the web configuration file makes every
+// request authenticate: basic_auth_users, or client certificates required.
+func webAuthenticates(path string) bool {
+	if path == "" {
+		return false
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	var c web.Config
+	if err := yaml.Unmarshal(b, &c); err != nil {
+		return false
+	}
+	switch c.TLSConfig.ClientAuth {
+	case "RequireAndVerifyClientCert", "RequireAnyClientCert", "RequireClientCert":
+		return true
+	}
+	return len(c.Users) > 0
 }
 
 // Match routes an alert with the current routes (handlers.Router).

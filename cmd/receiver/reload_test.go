@@ -229,3 +229,23 @@ routes: [{name: r, matchers: ['a="b"'], runbook: cordon}]
 		t.Errorf("restart required for %q, want locks,alertmanagers", k)
 	}
 }
+
+func TestWebAuthenticates(t *testing.T) {
+	dir := t.TempDir()
+	for content, want := range map[string]bool{
+		"": false,
+		"tls_server_config: {cert_file: a, key_file: b}\n":                                                                  false,
+		"basic_auth_users: {am: $2a$04$FElQif/IFesl0kGcU9NfT.y4/btCMX22kkhKof/HPkRnkuRj5jgVu}\n":                            true,
+		"tls_server_config: {cert_file: a, key_file: b, client_auth_type: RequireAndVerifyClientCert, client_ca_file: c}\n": true,
+		"tls_server_config: {cert_file: a, key_file: b, client_auth_type: VerifyClientCertIfGiven, client_ca_file: c}\n":    false,
+	} {
+		f := filepath.Join(dir, "web.yml")
+		writeFile(t, f, content)
+		if got := webAuthenticates(f); got != want {
+			t.Errorf("%q: %v, want %v", content, got, want)
+		}
+	}
+	if webAuthenticates("") || webAuthenticates(filepath.Join(dir, "missing.yml")) {
+		t.Error("no file authenticates")
+	}
+}

@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/exporter-toolkit/web"
+
 	"github.com/node-healer/node-healer/internal/testenv"
 )
 
@@ -240,4 +242,26 @@ func TestWebConfig(t *testing.T) {
 	withCert := newTLSClient(roots, &clientPair)
 	check("runs with a client certificate", withCert, webReq{path: "/api/v1/runs"}, 200)
 	check("webhook with a client certificate but no bearer token", withCert, wh, 401)
+}
+
+// TestWebConfigExample: examples/web-config.yml is a valid web
+// configuration once its files exist.
+func TestWebConfigExample(t *testing.T) {
+	dir := t.TempDir()
+	selfSigned(t, dir, "tls")
+	selfSigned(t, dir, "ca")
+	b, err := os.ReadFile("../../examples/web-config.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.NewReplacer("/etc/node-healer/tls/tls.key", filepath.Join(dir, "tls.key"),
+		"/etc/node-healer/tls/tls.crt", filepath.Join(dir, "tls.crt"), "/etc/node-healer/tls/ca.crt", filepath.Join(dir, "ca.crt")).Replace(string(b))
+	if !strings.Contains(s, dir) {
+		t.Fatal("example paths not found")
+	}
+	f := filepath.Join(dir, "web.yml")
+	writeFile(t, f, s)
+	if err := web.Validate(f); err != nil {
+		t.Fatal(err)
+	}
 }
