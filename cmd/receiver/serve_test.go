@@ -75,6 +75,13 @@ func startReceiverWith(t *testing.T, r *testenv.Redis, extra, routes, replica st
 // given as it is (a Sentinel or a Cluster topology).
 func startReceiverOn(t *testing.T, redisSection, extra, routes, replica string) (*receiver, func()) {
 	t.Helper()
+	return startReceiverOpts(t, redisSection, extra, routes, replica, nil)
+}
+
+// startReceiverOpts is startReceiverOn with a hook that adjusts the serve
+// options (test-only switches).
+func startReceiverOpts(t *testing.T, redisSection, extra, routes, replica string, adjust func(*serveOptions)) (*receiver, func()) {
+	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "token"), []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -104,9 +111,13 @@ func startReceiverOn(t *testing.T, redisSection, extra, routes, replica string) 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	lw := &syncWriter{w: rec.Log}
+	so := serveOptions{ConfigFile: cfgFile, ListenAddress: fmt.Sprintf("127.0.0.1:%d", port),
+		Kubeconfig: cluster.Kubeconfig, Replica: replica, Log: logOptions{Format: "logfmt", Level: "debug"}}
+	if adjust != nil {
+		adjust(&so)
+	}
 	go func() {
-		done <- runServe(ctx, serveOptions{ConfigFile: cfgFile, ListenAddress: fmt.Sprintf("127.0.0.1:%d", port),
-			Kubeconfig: cluster.Kubeconfig, Replica: replica, Log: logOptions{Format: "logfmt", Level: "debug"}}, lw)
+		done <- runServe(ctx, so, lw)
 	}()
 	var once sync.Once
 	stop := func() {
