@@ -14,9 +14,18 @@ ENV CGO_ENABLED=0 GOFLAGS=-mod=readonly
 # Modules first: this layer is reused until go.mod/go.sum change.
 COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
+# Build information for --version and node_healer_build_info (.git is not in
+# the build context: `make image` passes these from git).
+ARG VERSION=unknown
+ARG REVISION=unknown
+ARG BRANCH=unknown
+ARG BUILD_USER=docker
+ARG BUILD_DATE=unknown
 COPY . .
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-    GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath -ldflags="-s -w" -o /out/receiver ./cmd/receiver
+    GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath \
+    -ldflags="-s -w -X github.com/prometheus/common/version.Version=${VERSION} -X github.com/prometheus/common/version.Revision=${REVISION} -X github.com/prometheus/common/version.Branch=${BRANCH} -X github.com/prometheus/common/version.BuildUser=${BUILD_USER} -X github.com/prometheus/common/version.BuildDate=${BUILD_DATE}" \
+    -o /out/receiver ./cmd/receiver
 
 # No shell, no package manager, no libc: the binary is static.
 FROM gcr.io/distroless/static-debian12:nonroot

@@ -9,9 +9,21 @@ export PATH := $(TOOLS_BIN):$(PATH)
 
 all: build
 
-build: ## Build the receiver into bin/
-	@mkdir -p bin
-	$(GO) build -o bin/ ./cmd/...
+# Build information for --version and node_healer_build_info, set with -X in
+# github.com/prometheus/common/version (override any of them: make build VERSION=v1.2.3).
+VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
+REVISION   ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+BRANCH     ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null || echo unknown)
+BUILD_USER ?= $(shell whoami 2>/dev/null)@$(shell hostname 2>/dev/null)
+BUILD_DATE ?= $(shell date -u +%Y%m%d-%H:%M:%S)
+VERSION_PKG := github.com/prometheus/common/version
+LDFLAGS := -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Revision=$(REVISION) -X $(VERSION_PKG).Branch=$(BRANCH) \
+	-X $(VERSION_PKG).BuildUser=$(BUILD_USER) -X $(VERSION_PKG).BuildDate=$(BUILD_DATE)
+BIN ?= bin
+
+build: ## Build the receiver (and the demo's tools) into bin/, with the build information above
+	@mkdir -p $(BIN)
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
 deps: ## Debian packages the tests and the demo need (redis-server, redis-tools): apt-get as root, else says what to install
 	@scripts/deps.sh
@@ -38,7 +50,8 @@ demo: deps tools build ## The pipeline on this machine, no cluster needed (SCENA
 	@bin/demo -scenario=$(SCENARIO) $(DEMO_FLAGS)
 
 image: ## Container image (needs a Docker engine)
-	docker build -t node-healer:dev .
+	docker build --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) --build-arg BRANCH=$(BRANCH) \
+		--build-arg BUILD_USER=$(BUILD_USER) --build-arg BUILD_DATE=$(BUILD_DATE) -t node-healer:dev .
 
 clean:
 	rm -rf bin

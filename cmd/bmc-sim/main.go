@@ -18,6 +18,8 @@ import (
 	"syscall"
 
 	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/common/promslog"
+	promslogflag "github.com/prometheus/common/promslog/flag"
 )
 
 func main() {
@@ -53,7 +55,8 @@ func cli(args []string, stderr io.Writer) int {
 	app.Flag("ignore-graceful", "Accept graceful restarts/shutdowns and do nothing (a hung OS).").BoolVar(&o.Faults.IgnoreGraceful)
 	app.Flag("refuse", "Comma-separated reset types answered 400 although advertised.").StringVar(&o.Refuse)
 	app.Flag("on-power-exec", "Command run (via sh -c) on every power change, with BMC_SYSTEM and BMC_POWER_STATE set.").StringVar(&o.OnPowerExec)
-	app.Flag("log.format", "Log format: logfmt or json.").Default("logfmt").EnumVar(&o.LogFormat, "logfmt", "json")
+	var logCfg promslog.Config
+	promslogflag.AddFlags(app, &logCfg) // --log.level, --log.format, as the receiver's
 
 	if _, err := app.Parse(args); exited {
 		return 0
@@ -61,6 +64,7 @@ func cli(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bmc-sim: %v (try --help)\n", err)
 		return 2
 	}
+	o.LogFormat, o.LogLevel = logCfg.Format.String(), logCfg.Level.String()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, o, stderr); err != nil {

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/common/promslog"
+
 	"github.com/node-healer/node-healer/internal/bmc"
 	"github.com/node-healer/node-healer/internal/bmcsim"
 )
@@ -36,7 +38,8 @@ type options struct {
 	Faults       bmcsim.Faults
 	Refuse       string
 	OnPowerExec  string
-	LogFormat    string
+	LogFormat    string // logfmt or json
+	LogLevel     string // debug, info (default), warn, error
 
 	onListen func(net.Addr) // tests
 }
@@ -95,12 +98,18 @@ func (o options) simOptions(log *slog.Logger) (bmcsim.Options, error) {
 }
 
 func run(ctx context.Context, o options, stderr io.Writer) error {
-	var log *slog.Logger
-	if o.LogFormat == "json" {
-		log = slog.New(slog.NewJSONHandler(stderr, nil))
-	} else {
-		log = slog.New(slog.NewTextHandler(stderr, nil))
+	lc := promslog.Config{Level: promslog.NewLevel(), Format: promslog.NewFormat(), Writer: stderr}
+	if o.LogFormat != "" {
+		if err := lc.Format.Set(o.LogFormat); err != nil {
+			return err
+		}
 	}
+	if o.LogLevel != "" {
+		if err := lc.Level.Set(o.LogLevel); err != nil {
+			return err
+		}
+	}
+	log := promslog.New(&lc)
 	so, err := o.simOptions(log)
 	if err != nil {
 		return err

@@ -14,6 +14,11 @@ import (
 	"syscall"
 
 	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/common/promslog"
+	promslogflag "github.com/prometheus/common/promslog/flag"
+	"github.com/prometheus/common/version"
 )
 
 func main() {
@@ -28,16 +33,20 @@ func cli(args []string, stdout, stderr io.Writer) int {
 	exited := false
 	app.Terminate(func(int) { exited = true }) // --help, --version: printed, then stop
 	app.HelpFlag.Short('h')
+	app.Version(version.Print("receiver")) // to the usage writer, stderr
+	var logCfg promslog.Config
+	promslogflag.AddFlags(app, &logCfg) // --log.level, --log.format: every command
 
 	var so serveOptions
 	serve := app.Command("serve", "Run the webhook receiver and the runbook workers.").Default()
 	serve.Flag("config.file", "node-healer configuration file.").Default("node-healer.yml").StringVar(&so.ConfigFile)
 	serve.Flag("web.listen-address", "Address to listen on for the webhook, API, health and metrics.").Default(":9095").StringVar(&so.ListenAddress)
+	serve.Flag("web.config.file", "Web configuration file (exporter-toolkit): TLS, client certificates and basic auth for every endpoint. See https://github.com/prometheus/exporter-toolkit/blob/master/docs/web-configuration.md").Default("").StringVar(&so.WebConfigFile)
+	serve.Flag("web.enable-lifecycle", "Enable POST /-/reload (configuration reload; SIGHUP reloads too).").Default("false").BoolVar(&so.EnableLifecycle)
 	serve.Flag("kubeconfig", "Kubeconfig file (default: $KUBECONFIG, then in-cluster config, then ~/.kube/config).").Envar("KUBECONFIG").StringVar(&so.Kubeconfig)
 	serve.Flag("redis.url", "Redis URL, overrides redis.url in the config file (password: redis.password_file or $NODE_HEALER_REDIS_PASSWORD).").Envar("NODE_HEALER_REDIS_URL").StringVar(&so.RedisURL)
 	serve.Flag("dry-run", "Log and record what each runbook would do; change nothing.").BoolVar(&so.DryRun)
 	serve.Flag("replica", "Name of this replica in locks, events and the stream (default: hostname-pid).").Envar("POD_NAME").StringVar(&so.Replica)
-	logFlags(serve, &so.Log)
 
 	var cfgFiles []string
 	check := app.Command("check-config", "Validate configuration files; exit 0 with a summary or 1 with the first error.")
@@ -80,6 +89,9 @@ func cli(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "receiver: %v (try --help)\n", err)
 		return 2
 	}
+	so.Log = logOptionsOf(&logCfg)
+	log := newLogger(so.Log, stderr)
+	log.Debug("running command", append([]any{"command", cmd}, version.Slog()...)...)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	switch cmd {
@@ -105,4 +117,11 @@ func cli(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// buildInfo is node_healer_build_info{version, revision, branch, goversion,
+// goos, goarch, tags} = 1, from the values -ldflags -X set in
+// github.com/prometheus/common/version (Makefile, Dockerfile).
+func buildInfo() prometheus.Collector {
+	return versioncollector.NewCollector("node_healer")
 }

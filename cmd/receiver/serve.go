@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +14,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/node-healer/node-healer/internal/config"
@@ -41,6 +41,12 @@ type serveOptions struct {
 	DryRun        bool
 	Log           logOptions
 
+	// WebConfigFile is exporter-toolkit's web configuration (TLS, client
+	// certificates, basic auth) for every endpoint; empty: plain HTTP.
+	WebConfigFile string
+	// EnableLifecycle allows POST /-/reload (else 403).
+	EnableLifecycle bool
+
 	// statusFromAPI: the runbooks' waits GET the node and its Lease
 	// instead of reading the informers (tests compare the two).
 	statusFromAPI bool
@@ -63,9 +69,13 @@ func replicaName(o string) string {
 
 func runServe(ctx context.Context, o serveOptions, logw io.Writer) error {
 	log := newLogger(o.Log, logw)
+	redirectKlog(log)
 	cfg, err := loadConfig(o.ConfigFile)
 	if err != nil {
 		return err
+	}
+	if err := web.Validate(o.WebConfigFile); err != nil {
+		return fmt.Errorf("--web.config.file %s: %w", o.WebConfigFile, err)
 	}
 	reg := registry()
 	replica := replicaName(o.Replica)
@@ -91,7 +101,7 @@ func runServe(ctx context.Context, o serveOptions, logw io.Writer) error {
 		return err
 	}
 	promReg := prometheus.NewRegistry()
-	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfo())
 	kube.CountRequests(restCfg, promReg)
 	client, err := kube.NewClient(restCfg)
 	if err != nil {
@@ -99,6 +109,12 @@ func runServe(ctx context.Context, o serveOptions, logw io.Writer) error {
 	}
 	nodeCache := kube.StartNodeCache(ctx, client, 0)
 	m := metrics.New(promReg, metrics.StepsOf(reg))
+	// Routes and the webhook token are read through live, which a reload
+	// (SIGHUP, POST /-/reload) swaps; the rest of cfg is fixed until restart.
+	live, err := newLiveConfig(o.ConfigFile, o.WebConfigFile, cfg, promReg, log)
+	if err != nil {
+		return err
+	}
 
 	prefix := cfg.Redis.KeyPrefix
 	q := queue.New(rdb, queue.Options{Prefix: prefix, DedupeTTL: time.Duration(cfg.Redis.DedupeTTL), ClaimAfter: time.Duration(cfg.Workers.ClaimAfter),
@@ -130,6 +146,7 @@ func runServe(ctx context.Context, o serveOptions, logw io.Writer) error {
 		return err
 	}
 	gate.Alerts = q
+	gate.Windows = live.Windows
 	if gate.Silences == nil {
 		log.Warn("no alertmanager.urls configured: Alertmanager silences do not pause runs (receiver pause still does)")
 	}
@@ -150,8 +167,9 @@ func runServe(ctx context.Context, o serveOptions, logw io.Writer) error {
 	}
 
 	e := handlers.New(handlers.Options{
-		Router: cfg, Intake: intake{q, gate.Firing}, Nodes: nodeCache,
-		Status: func(ctx context.Context) (any, error) { return gate.Status(ctx, store) }, Runs: store, Auth: cfg.Webhook.Auth,
+		Router: live, Intake: intake{q, gate.Firing}, Nodes: nodeCache, CurrentAuth: live.Auth,
+		Reload: live.Reload, EnableLifecycle: o.EnableLifecycle,
+		Status: func(ctx context.Context) (any, error) { return gate.Status(ctx, store) }, Runs: store,
 		MaxBody: cfg.Webhook.MaxBodyBytes, DryRun: o.DryRun, Metrics: m, Gatherer: promReg, Log: log,
 		Ready: []handlers.Check{
 			{Name: "redis", Func: func(ctx context.Context) error { return redisconn.Ping(ctx, rdb) }},
@@ -166,31 +184,26 @@ func runServe(ctx context.Context, o serveOptions, logw io.Writer) error {
 	srv := &http.Server{Addr: o.ListenAddress, Handler: e, ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	if t := cfg.Webhook.TLS; t != nil {
-		tc, err := tlsConfig(t)
-		if err != nil {
-			return err
-		}
-		srv.TLSConfig = tc
-	}
 	ln, err := net.Listen("tcp", o.ListenAddress)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", o.ListenAddress, err)
 	}
 	log.Info("node-healer starting", "listen", ln.Addr().String(), "replica", replica, "routes", len(cfg.Routes),
-		"workers", cfg.Workers.Count, "dry_run", o.DryRun, "tls", cfg.Webhook.TLS != nil, "redis", cfg.Redis.Describe())
+		"workers", cfg.Workers.Count, "dry_run", o.DryRun, "web_config", o.WebConfigFile, "lifecycle", o.EnableLifecycle, "redis", cfg.Redis.Describe(),
+		"version", version.Version, "revision", version.GetRevision(), "branch", version.Branch, "build_date", version.BuildDate, "go", version.GoVersion)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	defer reloadOnSIGHUP(ctx, live)()
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)
 	wg.Go(func() {
-		var err error
-		if srv.TLSConfig != nil {
-			err = srv.ServeTLS(ln, cfg.Webhook.TLS.CertFile, cfg.Webhook.TLS.KeyFile)
-		} else {
-			err = srv.Serve(ln)
-		}
+		// exporter-toolkit applies the web configuration file to every
+		// route: TLS (certificates re-read per handshake), client
+		// certificates, basic_auth_users (re-read per request).
+		noSystemd := false
+		err := web.Serve(ln, srv, &web.FlagConfig{WebListenAddresses: &[]string{o.ListenAddress},
+			WebSystemdSocket: &noSystemd, WebConfigFile: &o.WebConfigFile}, log)
 		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("http server: %w", err)
 			cancel()
@@ -247,20 +260,4 @@ func (i intake) RecordResolved(ctx context.Context, r map[string]time.Time) erro
 
 func (i intake) RecordFiring(ctx context.Context, f map[string]string) error {
 	return i.firing.Record(ctx, f, nil)
-}
-
-func tlsConfig(t *config.TLS) (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if t.ClientCAFile != "" {
-		pem, err := os.ReadFile(t.ClientCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("webhook.tls.client_ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, errors.New("webhook.tls.client_ca_file: no certificates found")
-		}
-		tc.ClientCAs, tc.ClientAuth = pool, tls.RequireAndVerifyClientCert
-	}
-	return tc, nil
 }

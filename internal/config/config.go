@@ -173,19 +173,26 @@ type Kubernetes struct {
 	Burst int     `yaml:"burst"`
 }
 
-// Webhook configures the Alertmanager webhook endpoint.
+// Webhook configures the Alertmanager webhook endpoint. TLS, client
+// certificates and basic auth are not here: they are the web configuration
+// file's (--web.config.file, prometheus/exporter-toolkit), which protects
+// every endpoint; the bearer token below is checked on /webhook on top.
 type Webhook struct {
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	Auth         Auth  `yaml:"auth"`
-	TLS          *TLS  `yaml:"tls"`
+	// TLS is the removed webhook.tls: decoded only to say where it went.
+	TLS Moved `yaml:"tls,omitempty"`
 }
 
-// Auth configures webhook authentication. At least one method is required
-// unless AllowUnauthenticated is set explicitly.
+// Auth configures the webhook's bearer token. It is required unless
+// AllowUnauthenticated is set explicitly (then /webhook relies on the web
+// configuration file alone: basic_auth_users or client certificates).
 type Auth struct {
-	BearerTokenFile      string     `yaml:"bearer_token_file"`
-	BasicAuth            *BasicAuth `yaml:"basic_auth"`
-	AllowUnauthenticated bool       `yaml:"allow_unauthenticated"`
+	BearerTokenFile      string `yaml:"bearer_token_file"`
+	AllowUnauthenticated bool   `yaml:"allow_unauthenticated"`
+	// BasicAuth is the removed webhook.auth.basic_auth: decoded only to
+	// say where it went.
+	BasicAuth Moved `yaml:"basic_auth,omitempty"`
 
 	token Secret
 }
@@ -193,23 +200,26 @@ type Auth struct {
 // Token is the bearer token read from BearerTokenFile.
 func (a Auth) Token() Secret { return a.token }
 
-// BasicAuth is a username and a password read from a file.
-type BasicAuth struct {
-	Username     string `yaml:"username"`
-	PasswordFile string `yaml:"password_file"`
+// Moved is a key that no longer belongs in this file: whatever its value,
+// decoding it records that it is set, and validation says where it went.
+type Moved bool
 
-	password Secret
+// UnmarshalYAML accepts any value.
+func (m *Moved) UnmarshalYAML(*yaml.Node) error {
+	*m = true
+	return nil
 }
 
-// Password is the secret read from PasswordFile.
-func (b BasicAuth) Password() Secret { return b.password }
-
-// TLS serves the webhook over TLS, optionally requiring client certificates.
-type TLS struct {
-	CertFile     string `yaml:"cert_file"`
-	KeyFile      string `yaml:"key_file"`
-	ClientCAFile string `yaml:"client_ca_file"`
-}
+// Migration errors for the keys that moved to the web configuration file.
+const (
+	movedTLS = "webhook.tls: moved to the web configuration file (--web.config.file): " +
+		"tls_server_config: {cert_file, key_file, client_ca_file, client_auth_type: RequireAndVerifyClientCert}; " +
+		"see README \"Webhook security\""
+	movedBasicAuth = "webhook.auth.basic_auth: moved to the web configuration file (--web.config.file): " +
+		"basic_auth_users: {USERNAME: BCRYPT_HASH}, which protects every endpoint; " +
+		"keep webhook.auth.bearer_token_file for Alertmanager, or set allow_unauthenticated: true to rely on the web configuration alone; " +
+		"see README \"Webhook security\""
+)
 
 // Workers configures the stream consumers in this replica.
 type Workers struct {
@@ -393,24 +403,17 @@ func (c *Config) validate(known []string) error {
 		return fmt.Errorf("webhook.max_body_bytes: must be positive, got %d", c.Webhook.MaxBodyBytes)
 	}
 	a := c.Webhook.Auth
-	if a.BearerTokenFile == "" && a.BasicAuth == nil && !a.AllowUnauthenticated {
-		return errors.New("webhook.auth: configure bearer_token_file or basic_auth (or set allow_unauthenticated: true to accept anonymous requests)")
+	if c.Webhook.TLS {
+		return errors.New(movedTLS)
 	}
-	if a.AllowUnauthenticated && (a.BearerTokenFile != "" || a.BasicAuth != nil) {
-		return errors.New("webhook.auth: allow_unauthenticated cannot be combined with bearer_token_file or basic_auth")
+	if a.BasicAuth {
+		return errors.New(movedBasicAuth)
 	}
-	if b := a.BasicAuth; b != nil {
-		if b.Username == "" {
-			return errors.New("webhook.auth.basic_auth.username: required")
-		}
-		if b.PasswordFile == "" {
-			return errors.New("webhook.auth.basic_auth.password_file: required")
-		}
+	if a.BearerTokenFile == "" && !a.AllowUnauthenticated {
+		return errors.New("webhook.auth: configure bearer_token_file (or set allow_unauthenticated: true when the web configuration file authenticates every request)")
 	}
-	if t := c.Webhook.TLS; t != nil {
-		if t.CertFile == "" || t.KeyFile == "" {
-			return errors.New("webhook.tls: cert_file and key_file are both required")
-		}
+	if a.AllowUnauthenticated && a.BearerTokenFile != "" {
+		return errors.New("webhook.auth: allow_unauthenticated cannot be combined with bearer_token_file")
 	}
 	if c.Workers.Count < 1 || c.Workers.Count > 256 {
 		return fmt.Errorf("workers.count: must be between 1 and 256, got %d", c.Workers.Count)
@@ -495,30 +498,12 @@ func (c *Config) readSecrets(baseDir string) error {
 	if err := read("webhook.auth.bearer_token_file", c.Webhook.Auth.BearerTokenFile, &c.Webhook.Auth.token); err != nil {
 		return err
 	}
-	if b := c.Webhook.Auth.BasicAuth; b != nil {
-		if err := read("webhook.auth.basic_auth.password_file", b.PasswordFile, &b.password); err != nil {
-			return err
-		}
-	}
 	if f := c.BMC.InventoryFile; f != "" {
 		if !filepath.IsAbs(f) {
 			c.BMC.InventoryFile = filepath.Join(baseDir, f)
 		}
 		if _, err := os.Stat(c.BMC.InventoryFile); err != nil {
 			return fmt.Errorf("bmc.inventory_file: %w", err)
-		}
-	}
-	if t := c.Webhook.TLS; t != nil {
-		for field, p := range map[string]*string{"webhook.tls.cert_file": &t.CertFile, "webhook.tls.key_file": &t.KeyFile, "webhook.tls.client_ca_file": &t.ClientCAFile} {
-			if *p == "" {
-				continue
-			}
-			if !filepath.IsAbs(*p) {
-				*p = filepath.Join(baseDir, *p)
-			}
-			if _, err := os.Stat(*p); err != nil {
-				return fmt.Errorf("%s: %w", field, err)
-			}
 		}
 	}
 	return nil

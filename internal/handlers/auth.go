@@ -4,36 +4,30 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"net/http"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/node-healer/node-healer/internal/config"
 )
 
-// authenticate accepts a bearer token and/or basic auth, compared in
-// constant time. Failures get 401 with no detail.
-func authenticate(a config.Auth) echo.MiddlewareFunc {
-	token := string(a.Token())
-	var user, pass string
-	if a.BasicAuth != nil {
-		user, pass = a.BasicAuth.Username, string(a.BasicAuth.Password())
-	}
-	open := a.AllowUnauthenticated && token == "" && user == ""
+// authenticate checks the webhook's bearer token (what Alertmanager's
+// http_config.authorization sends), compared in constant time. It runs on
+// top of the web configuration file (exporter-toolkit: TLS, client
+// certificates, basic_auth_users), which has already admitted the request.
+// current is called per request, so a reloaded token applies at once.
+// Failures get 401 with no detail.
+func authenticate(current func() config.Auth) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			if open {
+			a := current()
+			token := string(a.Token())
+			if token == "" && a.AllowUnauthenticated {
 				return next(c)
 			}
-			r := c.Request()
-			if token != "" {
-				if h := r.Header.Get("Authorization"); len(h) > 7 && h[:7] == "Bearer " && equal(h[7:], token) {
-					return next(c)
-				}
-			}
-			if user != "" {
-				if u, p, ok := r.BasicAuth(); ok && equal(u, user) && equal(p, pass) {
-					return next(c)
-				}
+			h := c.Request().Header.Get("Authorization")
+			if token != "" && len(h) > 7 && strings.EqualFold(h[:7], "Bearer ") && equal(h[7:], token) {
+				return next(c)
 			}
 			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="node-healer"`)
 			return echo.NewHTTPError(http.StatusUnauthorized, "unauthorized")

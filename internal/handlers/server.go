@@ -51,23 +51,33 @@ type Check struct {
 
 // Options wires the server.
 type Options struct {
-	Router  Router
-	Intake  Intake
-	Nodes   NodeChecker // nil: don't check node existence
-	Runs    Runs
-	Auth    config.Auth
-	MaxBody int64
-	DryRun  bool // global --dry-run: every accepted alert becomes a dry run
-	Ready   []Check
+	Router Router
+	Intake Intake
+	Nodes  NodeChecker // nil: don't check node existence
+	Runs   Runs
+	// Auth is the webhook's bearer token; CurrentAuth, when set, is asked
+	// per request instead (the reloadable one).
+	Auth        config.Auth
+	CurrentAuth func() config.Auth
+	MaxBody     int64
+	DryRun      bool // global --dry-run: every accepted alert becomes a dry run
+	Ready       []Check
 	// Status reports safety state for GET /api/v1/status (nil: 404).
-	Status   func(ctx context.Context) (any, error)
-	Metrics  *metrics.Metrics
-	Gatherer prometheus.Gatherer
-	Log      *slog.Logger
-	Now      func() time.Time
+	Status func(ctx context.Context) (any, error)
+	// Reload re-reads the configuration for POST /-/reload, which answers
+	// 403 unless EnableLifecycle is set.
+	Reload          func(ctx context.Context) error
+	EnableLifecycle bool
+	Metrics         *metrics.Metrics
+	Gatherer        prometheus.Gatherer
+	Log             *slog.Logger
+	Now             func() time.Time
 }
 
-// New builds the echo server with every route.
+// New builds the echo server with every route. TLS, client certificates
+// and basic auth are not here: serve hands this server to
+// exporter-toolkit's web package, which applies the web configuration
+// file to every route before any of these handlers runs.
 func New(o Options) *echo.Echo {
 	if o.Now == nil {
 		o.Now = time.Now
@@ -79,7 +89,12 @@ func New(o Options) *echo.Echo {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(o.Log)
 	w := &webhookHandler{o: o}
-	e.POST("/webhook", w.handle, countCodes(o.Metrics), authenticate(o.Auth))
+	auth := o.CurrentAuth
+	if auth == nil {
+		auth = func() config.Auth { return o.Auth }
+	}
+	e.POST("/webhook", w.handle, countCodes(o.Metrics), authenticate(auth))
+	e.POST("/-/reload", reload(o))
 	e.GET("/-/healthy", func(c echo.Context) error { return c.String(http.StatusOK, "OK\n") })
 	e.GET("/-/ready", ready(o.Ready))
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{})))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -240,33 +239,5 @@ func TestWebhookCannotPersist(t *testing.T) {
 	}
 	if v := testutil.ToFloat64(m.RedisErrors.WithLabelValues("enqueue")); v != 2 {
 		t.Errorf("redis_errors_total{op=enqueue} = %v", v)
-	}
-}
-
-func TestBasicAuth(t *testing.T) {
-	cfg, err := config.Parse([]byte(`
-webhook:
-  auth:
-    basic_auth: {username: am, password_file: ../config/testdata/password}
-routes: [{name: r, matchers: ['alertname="X"'], runbook: cordon}]`), ".", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := prometheus.NewRegistry()
-	h := New(Options{Router: cfg, Intake: &fakeIntake{seen: map[string]bool{}}, Auth: cfg.Webhook.Auth,
-		Metrics: metrics.New(reg, nil), Gatherer: reg, Log: slog.New(slog.DiscardHandler)})
-	body := payload(alert("firing", "a", `"alertname":"X","node":"n1"`))
-	for _, tc := range []struct {
-		user, pass string
-		code       int
-	}{{"am", "pw", 200}, {"am", "wrong", 401}, {"other", "pw", 401}} {
-		req := httptest.NewRequest(http.MethodPost, "/webhook", strings.NewReader(body))
-		req.SetBasicAuth(tc.user, tc.pass)
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
-		if rec.Code != tc.code {
-			b, _ := io.ReadAll(rec.Body)
-			t.Errorf("%s/%s: %d %s, want %d", tc.user, tc.pass, rec.Code, b, tc.code)
-		}
 	}
 }

@@ -127,7 +127,10 @@ func NewEvents(client kubernetes.Interface, o EventOptions) *Events {
 	// (Stop) after the caller's context is cancelled.
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
-	e.broadcaster.StartRecordingToSink(ctx.Done())
+	if err := e.broadcaster.StartRecordingToSinkWithContext(ctx); err != nil {
+		// Only if the broadcaster were already shut down.
+		log.Error("Kubernetes Events will not be written", "err", err)
+	}
 	e.recorder = e.broadcaster.NewRecorder(scheme.Scheme, ReportingController)
 	return e
 }
