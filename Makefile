@@ -5,7 +5,7 @@ TOOLS_BIN := $(CURDIR)/.cache/tools/bin
 export NODE_HEALER_TOOLS := $(TOOLS_BIN)
 export PATH := $(TOOLS_BIN):$(PATH)
 
-.PHONY: all build tools test test-unit test-integration bench demo vet fmt image clean
+.PHONY: all build deps tools test test-unit test-integration bench demo vet fmt image clean
 
 all: build
 
@@ -25,6 +25,9 @@ build: ## Build the receiver (and the demo's tools) into bin/, with the build in
 	@mkdir -p $(BIN)
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
+deps: ## Debian packages the tests and the demo need (redis-server, redis-tools): apt-get as root, else says what to install
+	@scripts/deps.sh
+
 tools: ## Build the pinned real components (etcd, kube-apiserver, kwok, ...) into .cache/tools/bin
 	@scripts/tools.sh
 
@@ -35,15 +38,15 @@ vet:
 test-unit: ## Unit tests only (no external components)
 	$(GO) test -short -count=1 ./...
 
-test: tools vet ## Every test layer: unit, integration (redis, kube-apiserver, kwok)
+test: deps tools vet ## Every test layer: unit, integration (redis, kube-apiserver, kwok)
 	$(GO) test -count=1 -timeout 30m ./...
 
-bench: tools ## Benchmarks (figures go to docs/benchmarks.md)
+bench: deps tools ## Benchmarks (figures go to docs/benchmarks.md)
 	@bench/bench.sh
 
 SCENARIO ?= deadlock-hung
 
-demo: tools build ## The pipeline on this machine, no cluster needed (SCENARIO=deadlock-hung|deadlock|readonly-fs|storm)
+demo: deps tools build ## The pipeline on this machine, no cluster needed (SCENARIO=deadlock-hung|deadlock|readonly-fs|storm)
 	@bin/demo -scenario=$(SCENARIO) $(DEMO_FLAGS)
 
 image: ## Container image (needs a Docker engine)

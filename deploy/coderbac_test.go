@@ -180,7 +180,7 @@ node_healer_event_write_errors_total{verb="patch"} 0
 		}
 	})
 	t.Run("node-exec pod", func(t *testing.T) {
-		e := &kube.NodeExec{Client: client, Namespace: "node-healer"}
+		e := &kube.NodeExec{Client: client, Namespace: "node-healer-exec"}
 		res, err := e.Exec(ctx, node, "rbac", "deploy-test", []string{"true"}, true, time.Minute)
 		if err != nil {
 			t.Fatalf("exec: %v", err)

@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/discovery/cached/memory"
@@ -219,7 +220,7 @@ func (a access) String() string {
 
 const (
 	receiverSA = "system:serviceaccount:node-healer:node-healer"
-	npdSA      = "system:serviceaccount:node-healer:node-problem-detector"
+	npdSA      = "system:serviceaccount:node-healer-exec:node-problem-detector"
 )
 
 // receiverAllowed: every call node-healer makes (grep internal/kube and
@@ -240,10 +241,12 @@ var receiverAllowed = []access{
 	{verb: "get", resource: "persistentvolumeclaims", ns: "default", why: "drain: local volumes last"},
 	{verb: "get", resource: "persistentvolumes", why: "drain: local volumes last"},
 	{verb: "get", group: "coordination.k8s.io", resource: "leases", ns: "kube-node-lease", why: "node responsiveness (kubelet Lease)"},
-	{verb: "create", resource: "pods", ns: "node-healer", why: "node-exec pods"},
-	{verb: "get", resource: "pods", ns: "node-healer", why: "node-exec pods"},
-	{verb: "watch", resource: "pods", ns: "node-healer", why: "node-exec pods"},
-	{verb: "delete", resource: "pods", ns: "node-healer", why: "node-exec pods"},
+	{verb: "list", group: "coordination.k8s.io", resource: "leases", ns: "kube-node-lease", why: "Lease informer: the waits read kubelet Leases from a cache"},
+	{verb: "watch", group: "coordination.k8s.io", resource: "leases", ns: "kube-node-lease", why: "Lease informer"},
+	{verb: "create", resource: "pods", ns: "node-healer-exec", why: "node-exec pods"},
+	{verb: "get", resource: "pods", ns: "node-healer-exec", why: "node-exec pods"},
+	{verb: "watch", resource: "pods", ns: "node-healer-exec", why: "node-exec pods"},
+	{verb: "delete", resource: "pods", ns: "node-healer-exec", why: "node-exec pods"},
 }
 
 // receiverDenied: calls node-healer must never be able to make.
@@ -257,14 +260,15 @@ var receiverDenied = []access{
 	{verb: "get", resource: "secrets", ns: "kube-system"},
 	{verb: "get", resource: "secrets", ns: "node-healer", why: "not even its own"},
 	{verb: "watch", resource: "secrets"},
-	{verb: "create", resource: "pods", ns: "default", why: "node-exec pods only in its namespace"},
+	{verb: "create", resource: "pods", ns: "default", why: "node-exec pods only in their namespace"},
+	{verb: "create", resource: "pods", ns: "node-healer", why: "no privileged pods beside the receiver (restricted namespace)"},
 	{verb: "create", resource: "pods", ns: "kube-system"},
 	{verb: "delete", resource: "pods", ns: "default", why: "eviction only"},
 	{verb: "delete", resource: "pods", why: "eviction only"},
-	{verb: "deletecollection", resource: "pods", ns: "node-healer"},
-	{verb: "update", resource: "pods", ns: "node-healer"},
+	{verb: "deletecollection", resource: "pods", ns: "node-healer-exec"},
+	{verb: "update", resource: "pods", ns: "node-healer-exec"},
 	{verb: "create", resource: "pods", sub: "exec", ns: "default"},
-	{verb: "create", resource: "pods", sub: "exec", ns: "node-healer"},
+	{verb: "create", resource: "pods", sub: "exec", ns: "node-healer-exec"},
 	{verb: "create", group: "events.k8s.io", resource: "events", ns: "kube-system", why: "events only on Nodes, in default"},
 	{verb: "create", resource: "events", ns: "default", why: "core/v1 events: nothing writes them any more (events.k8s.io only)"},
 	{verb: "patch", resource: "events", ns: "default"},
@@ -274,6 +278,7 @@ var receiverDenied = []access{
 	{verb: "list", group: "events.k8s.io", resource: "events", ns: "default", why: "writes only"},
 	{verb: "update", group: "coordination.k8s.io", resource: "leases", ns: "kube-node-lease", why: "must not fake a kubelet heartbeat"},
 	{verb: "get", group: "coordination.k8s.io", resource: "leases", ns: "kube-system", why: "leader-election Leases are not its business"},
+	{verb: "list", group: "coordination.k8s.io", resource: "leases", ns: "kube-system", why: "the Lease informer is namespaced to kube-node-lease"},
 	{verb: "create", group: "coordination.k8s.io", resource: "leases", ns: "kube-node-lease"},
 	{verb: "create", group: "rbac.authorization.k8s.io", resource: "clusterrolebindings"},
 	{verb: "create", group: "rbac.authorization.k8s.io", resource: "rolebindings", ns: "node-healer"},
@@ -469,4 +474,52 @@ spec:
 
 func readCRDs() ([]object, error) {
 	return parseManifests(strings.NewReader(promCRDs), "deploy_test.go (minimal CRD)")
+}
+
+// TestPodSecurity: every workload's pod, dry-run created as a Pod in its
+// namespace, passes that namespace's Pod Security admission — the receiver
+// and Redis under "restricted" in node-healer, node-problem-detector under
+// "privileged" in node-healer-exec — and the same privileged pod is refused
+// in the receiver's namespace.
+func TestPodSecurity(t *testing.T) {
+	needCluster(t)
+	r := renderT(t)
+	c := newAPIClient(t)
+	setUp(t, c, r)
+	podRes := schema.GroupVersionResource{Version: "v1", Resource: "pods"}
+	create := func(ns string, o object, spec map[string]any) error {
+		tmpl, _ := spec["template"].(map[string]any)
+		podSpec := runtime.DeepCopyJSONValue(tmpl["spec"]).(map[string]any)
+		// A StatefulSet's claims become volumes of its pods.
+		claims, _ := spec["volumeClaimTemplates"].([]any)
+		for _, cl := range claims {
+			name, _, _ := unstructured.NestedString(cl.(map[string]any), "metadata", "name")
+			vols, _ := podSpec["volumes"].([]any)
+			podSpec["volumes"] = append(vols, map[string]any{"name": name, "emptyDir": map[string]any{}})
+		}
+		pod := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "v1", "kind": "Pod",
+			"metadata": map[string]any{"generateName": o.GetName() + "-", "namespace": ns},
+			"spec":     podSpec,
+		}}
+		_, err := c.dyn.Resource(podRes).Namespace(ns).Create(t.Context(), pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		return err
+	}
+	checked := 0
+	for _, o := range r.ofKind("Deployment", "StatefulSet", "DaemonSet") {
+		spec, _ := o.Object["spec"].(map[string]any)
+		if err := create(o.GetNamespace(), o, spec); err != nil {
+			t.Errorf("%s: its pod is refused in namespace %s: %v", o, o.GetNamespace(), err)
+		}
+		checked++
+		if o.GetName() == "node-problem-detector" {
+			err := create("node-healer", o, spec)
+			if err == nil || !strings.Contains(err.Error(), "violates PodSecurity") {
+				t.Errorf("a privileged pod in the receiver's namespace: %v, want a PodSecurity refusal", err)
+			}
+		}
+	}
+	if checked < 3 {
+		t.Errorf("checked %d workloads, want the receiver, Redis and NPD", checked)
+	}
 }

@@ -434,8 +434,16 @@ func TestReceiverConfig(t *testing.T) {
 	// that exists is routed to that runbook; alerts naming a runbook that
 	// does not exist (yet) match no route (never a different runbook).
 	known := builtinRunbooks(t)
-	if cfg.NodeExec.Namespace != "node-healer" {
-		t.Errorf("node_exec.namespace %q: node-healer's Role allows pods only in node-healer", cfg.NodeExec.Namespace)
+	role := r.find(t, "Role", "node-healer-node-exec")
+	if cfg.NodeExec.Namespace != role.GetNamespace() {
+		t.Errorf("node_exec.namespace %q: node-healer's node-exec Role allows pods only in %s", cfg.NodeExec.Namespace, role.GetNamespace())
+	}
+	ns := r.find(t, "Namespace", role.GetNamespace())
+	if got := ns.GetLabels()["pod-security.kubernetes.io/enforce"]; got != "privileged" {
+		t.Errorf("namespace %s (node-exec pods) enforces Pod Security %q; they need privileged", ns.GetName(), got)
+	}
+	if got := r.find(t, "Namespace", "node-healer").GetLabels()["pod-security.kubernetes.io/enforce"]; got != "restricted" {
+		t.Errorf("the receiver's namespace enforces Pod Security %q, want restricted", got)
 	}
 	routed := 0
 	for _, a := range ruleAlerts(t) {

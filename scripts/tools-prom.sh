@@ -34,12 +34,22 @@ version_of() {
   esac
 }
 
-cold_hint() {
+# Cold build seconds, measured on a fresh 2-core machine (empty Go caches,
+# 2026-12-06), in this script's order: prometheus reuses promtool's
+# packages, alertmanager amtool's.
+cold_secs() {
   case "$1" in
-    prometheus | promtool) echo "~4 min" ;;
-    alertmanager | amtool) echo "~30 s" ;;
-    node-problem-detector) echo "~1 min" ;;
+    promtool) echo 300 ;;
+    prometheus) echo 60 ;;
+    amtool) echo 25 ;;
+    alertmanager) echo 10 ;;
+    node-problem-detector) echo 75 ;;
   esac
+}
+
+cold_hint() {
+  local s; s=$(cold_secs "$1")
+  if ((s >= 60)); then echo "~$((s / 60)) min"; else echo "~$s s"; fi
 }
 
 up_to_date() {
@@ -79,8 +89,16 @@ build_one() {
   mv -f "$tmp/$name" "$bin/$name"
   echo "$version" >"$bin/.$name.version"
   echo "[tools] built $name $version in $((SECONDS - start)) s → $bin/$name"
+  local el=$(($(date +%s) - start_all)) c; c=$(cold_secs "$name")
+  left=$((left > c ? left - c : 0))
+  echo "[tools] elapsed $((el / 60))m$((el % 60))s; about $(((left + 59) / 60)) min of building left (cold estimate)"
 }
 
+estimate=false
+if [[ ${1:-} == --estimate ]]; then # print the cold seconds of what is missing
+  estimate=true
+  shift
+fi
 names=("$@")
 [[ ${#names[@]} -gt 0 ]] || names=("${all[@]}")
 for n in "${names[@]}"; do
@@ -89,6 +107,18 @@ for n in "${names[@]}"; do
     exit 2
   }
 done
+
+left=0
+for n in "${names[@]}"; do
+  up_to_date "$n" "$(version_of "$n")" || left=$((left + $(cold_secs "$n")))
+done
+if $estimate; then
+  echo "$left"
+  exit 0
+fi
+# Called by tools.sh: continue its countdown.
+start_all=${NODE_HEALER_TOOLS_START:-$(date +%s)}
+left=${NODE_HEALER_TOOLS_LEFT_AFTER:-$left}
 
 # One build at a time, also across concurrent callers (parallel test packages).
 if command -v flock >/dev/null 2>&1; then

@@ -46,13 +46,34 @@ built() {
 	echo "$mod $want" >"$BIN/.$1.version"
 }
 
+# Cold build seconds per tool, measured on a fresh 2-core machine (empty
+# Go module and build caches, 2026-12-06): the progress lines' estimate.
+cold_secs() {
+	case $1 in
+	kube-apiserver) echo 375 ;;
+	etcd) echo 10 ;;
+	kwok) echo 90 ;;
+	esac
+}
+
+# Overall progress, shared with tools-prom.sh: when the build started and
+# how many seconds of cold building are estimated to be left.
+export NODE_HEALER_TOOLS_START=${NODE_HEALER_TOOLS_START:-$(date +%s)}
+left=0
+progress() { # progress DONE_NAME
+	local el=$(($(date +%s) - NODE_HEALER_TOOLS_START))
+	left=$((left > $(cold_secs "$1") ? left - $(cold_secs "$1") : 0))
+	echo "[tools] elapsed $((el / 60))m$((el % 60))s; about $(((left + 59) / 60)) min of building left (cold estimate)" >&2
+}
+
 build_one() {
 	local name=$1 mod version cold
 	case $name in
-	kube-apiserver) mod=k8s.io/kubernetes version=$KUBE_VERSION cold="~3 min" ;;
-	etcd) mod=go.etcd.io/etcd/server/v3 version=$ETCD_VERSION cold="~20 s" ;;
-	kwok) mod=sigs.k8s.io/kwok version=$KWOK_VERSION cold="~1 min" ;;
+	kube-apiserver) mod=k8s.io/kubernetes version=$KUBE_VERSION ;;
+	etcd) mod=go.etcd.io/etcd/server/v3 version=$ETCD_VERSION ;;
+	kwok) mod=sigs.k8s.io/kwok version=$KWOK_VERSION ;;
 	esac
+	cold="~$(($(cold_secs "$name") / 60)) min $(($(cold_secs "$name") % 60)) s"
 	if [[ -z $version ]]; then
 		echo "tools.sh: no version pin for $name ($mod) in tools/go.mod" >&2
 		return 1
@@ -80,6 +101,7 @@ build_one() {
 	rm -rf "$tmp"
 	echo "$mod $version" >"$BIN/.$name.version"
 	echo "[tools $2] built $name $version in $((SECONDS - start)) s" >&2
+	progress "$name"
 }
 
 want=() rest=()
@@ -94,6 +116,27 @@ else
 	done
 fi
 
+# The estimate: every tool of this run that is not built yet, here and in
+# tools-prom.sh.
+missing=()
+for name in "${want[@]}"; do
+	case $name in
+	kube-apiserver) built "$name" k8s.io/kubernetes "$KUBE_VERSION" || { missing+=("$name"); left=$((left + $(cold_secs "$name"))); } ;;
+	etcd) built "$name" go.etcd.io/etcd/server/v3 "$ETCD_VERSION" || { missing+=("$name"); left=$((left + $(cold_secs "$name"))); } ;;
+	kwok) built "$name" sigs.k8s.io/kwok "$KWOK_VERSION" || { missing+=("$name"); left=$((left + $(cold_secs "$name"))); } ;;
+	esac
+done
+PROM="$ROOT/scripts/tools-prom.sh"
+prom_left=0
+if [[ -x $PROM && ($# -eq 0 || ${#rest[@]} -gt 0) ]]; then
+	prom_left=$("$PROM" --estimate "${rest[@]}")
+fi
+if ((left + prom_left > 0)); then
+	echo "[tools] to build: ${missing[*]:-} (+ $((prom_left / 60)) min of Prometheus-side tools); about $(((left + prom_left + 59) / 60)) min on a cold 2-core machine" >&2
+fi
+export NODE_HEALER_TOOLS_LEFT_AFTER=$prom_left
+left=$((left + prom_left))
+
 i=0
 for name in "${want[@]}"; do
 	i=$((i + 1))
@@ -101,8 +144,6 @@ for name in "${want[@]}"; do
 done
 
 exec 9>&- # release the lock before handing over
-
-PROM="$ROOT/scripts/tools-prom.sh"
 if [[ $# -eq 0 || ${#rest[@]} -gt 0 ]]; then
 	if [[ -x $PROM ]]; then
 		"$PROM" "${rest[@]}"

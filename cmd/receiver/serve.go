@@ -46,6 +46,10 @@ type serveOptions struct {
 	WebConfigFile string
 	// EnableLifecycle allows POST /-/reload (else 403).
 	EnableLifecycle bool
+
+	// statusFromAPI: the runbooks' waits GET the node and its Lease
+	// instead of reading the informers (tests compare the two).
+	statusFromAPI bool
 }
 
 // newRedis builds the client for the configured topology (single,
@@ -96,14 +100,14 @@ func runServe(ctx context.Context, o serveOptions, logw io.Writer) error {
 	if err != nil {
 		return err
 	}
+	promReg := prometheus.NewRegistry()
+	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfo())
+	kube.CountRequests(restCfg, promReg)
 	client, err := kube.NewClient(restCfg)
 	if err != nil {
 		return fmt.Errorf("kubernetes client: %w", err)
 	}
 	nodeCache := kube.StartNodeCache(ctx, client, 0)
-
-	promReg := prometheus.NewRegistry()
-	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfo())
 	m := metrics.New(promReg, metrics.StepsOf(reg))
 	// Routes and the webhook token are read through live, which a reload
 	// (SIGHUP, POST /-/reload) swaps; the rest of cfg is fixed until restart.
@@ -123,7 +127,10 @@ func runServe(ctx context.Context, o serveOptions, logw io.Writer) error {
 	// the workers are done, writes what is still queued.
 	events := kube.NewEvents(client, kube.EventOptions{Instance: replica, NodeUID: nodeCache.NodeUID, Registerer: promReg, Log: log})
 	defer events.Stop(5 * time.Second)
-	nodes := &kube.Nodes{Client: client, Instance: replica, Events: events}
+	nodes := &kube.Nodes{Client: client, Instance: replica, Events: events, Cache: nodeCache}
+	if o.statusFromAPI {
+		nodes.Cache = nil
+	}
 	power, closePower, err := newPower(cfg, client, promReg, log)
 	if err != nil {
 		return err

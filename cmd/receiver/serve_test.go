@@ -89,6 +89,13 @@ func startReceiverOn(t *testing.T, redisSection, extra, routes, replica string) 
 	return startReceiverSetup(t, redisSection, extra, routes, replica, receiverSetup{})
 }
 
+// startReceiverOpts is startReceiverOn with a hook that adjusts the serve
+// options (test-only switches).
+func startReceiverOpts(t *testing.T, redisSection, extra, routes, replica string, adjust func(*serveOptions)) (*receiver, func()) {
+	t.Helper()
+	return startReceiverSetup(t, redisSection, extra, routes, replica, receiverSetup{Options: adjust})
+}
+
 // startReceiverSetup is startReceiverOn with setup applied.
 func startReceiverSetup(t *testing.T, redisSection, extra, routes, replica string, setup receiverSetup) (*receiver, func()) {
 	t.Helper()

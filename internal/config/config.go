@@ -315,7 +315,7 @@ func (c *Config) setDefaults() {
 	}
 	c.setAlertmanagerDefaults()
 	if c.NodeExec.Namespace == "" {
-		c.NodeExec.Namespace = "node-healer"
+		c.NodeExec.Namespace = "node-healer-exec"
 	}
 	if c.NodeExec.Image == "" {
 		c.NodeExec.Image = "busybox:1.37"

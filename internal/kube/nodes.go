@@ -23,6 +23,8 @@ type Nodes struct {
 	// stops it on exit). Nil: one is started on the first Event, with
 	// Client and Instance, and never stopped (tools and tests).
 	Events *Events
+	// Cache, when set, answers Status (the waits) from informers.
+	Cache *NodeCache
 
 	eventsOnce sync.Once
 }

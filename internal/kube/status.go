@@ -3,6 +3,7 @@ package kube
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/node-healer/node-healer/internal/runbooks"
 )
@@ -20,8 +22,26 @@ var (
 	_ runbooks.NodeWriter       = (*Nodes)(nil)
 )
 
-// Status reads the Node and its kubelet Lease (kube-node-lease).
+// Status reads the Node and its kubelet Lease (kube-node-lease): from
+// Cache's informers once they have synced (the waits poll every second;
+// a watch keeps them current within milliseconds), else with two GETs.
+// Writes never use this: they read the node from the API server for the
+// resourceVersion they are made at.
 func (k *Nodes) Status(ctx context.Context, name string) (*runbooks.NodeStatus, error) {
+	if k.Cache.statusSynced() {
+		n, err := k.Cache.lister.Get(name)
+		if apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("%w: %s", runbooks.ErrNodeNotFound, name)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("node %s from the cache: %w", name, err)
+		}
+		st := nodeStatus(n)
+		if l, err := k.Cache.leases.Leases(corev1.NamespaceNodeLease).Get(name); err == nil {
+			st.LeaseRenewed = leaseRenewed(l)
+		}
+		return st, nil
+	}
 	n, err := k.Client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil, fmt.Errorf("%w: %s", runbooks.ErrNodeNotFound, name)
@@ -29,17 +49,7 @@ func (k *Nodes) Status(ctx context.Context, name string) (*runbooks.NodeStatus, 
 	if err != nil {
 		return nil, fmt.Errorf("get node %s: %w", name, classify(err))
 	}
-	st := &runbooks.NodeStatus{Name: n.Name, BootID: n.Status.NodeInfo.BootID, Unschedulable: n.Spec.Unschedulable,
-		Conditions: map[string]string{}}
-	for _, c := range n.Status.Conditions {
-		st.Conditions[string(c.Type)] = string(c.Status)
-		if c.Type == corev1.NodeReady {
-			st.Ready, st.ReadySince = string(c.Status), c.LastTransitionTime.Time
-		}
-	}
-	for _, t := range n.Spec.Taints {
-		st.Taints = append(st.Taints, t.Key)
-	}
+	st := nodeStatus(n)
 	l, err := k.Client.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
@@ -51,6 +61,21 @@ func (k *Nodes) Status(ctx context.Context, name string) (*runbooks.NodeStatus, 
 	return st, nil
 }
 
+func nodeStatus(n *corev1.Node) *runbooks.NodeStatus {
+	st := &runbooks.NodeStatus{Name: n.Name, BootID: n.Status.NodeInfo.BootID, Unschedulable: n.Spec.Unschedulable,
+		Conditions: map[string]string{}}
+	for _, c := range n.Status.Conditions {
+		st.Conditions[string(c.Type)] = string(c.Status)
+		if c.Type == corev1.NodeReady {
+			st.Ready, st.ReadySince = string(c.Status), c.LastTransitionTime.Time
+		}
+	}
+	for _, t := range n.Spec.Taints {
+		st.Taints = append(st.Taints, t.Key)
+	}
+	return st
+}
+
 func leaseRenewed(l *coordinationv1.Lease) (t time.Time) {
 	if l.Spec.RenewTime != nil {
 		return l.Spec.RenewTime.Time
@@ -58,25 +83,29 @@ func leaseRenewed(l *coordinationv1.Lease) (t time.Time) {
 	return t
 }
 
-// Annotate merges annotation and label changes (nil deletes).
+// Annotate merges annotation and label changes (nil deletes). A fenced
+// write (runbooks.WithFence) is made at the resourceVersion read with the
+// fence check; a conflict re-reads and retries with client-go's
+// retry.DefaultBackoff (4 attempts over about 0.3 s), then gives runbooks.ErrConflict.
 func (k *Nodes) Annotate(ctx context.Context, name string, annotations, labels map[string]*string) error {
-	for attempt := 0; ; attempt++ {
+	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
 		meta := map[string]any{}
+		ann := annotations
 		if _, fenced := runbooks.FenceOf(ctx); fenced {
 			// Fenced: check the node's fence and write at the version read.
 			n, err := k.Client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
-			if err = patchErr(err, name, "get"); err != nil {
+			if err != nil {
 				return err
 			}
 			fence, err := runbooks.CheckNodeFence(ctx, name, n.Annotations)
 			if err != nil {
 				return err
 			}
-			annotations = withAnnotation(annotations, runbooks.AnnotationFence, fence)
+			ann = withAnnotation(annotations, runbooks.AnnotationFence, fence)
 			meta["resourceVersion"] = n.ResourceVersion
 		}
-		if len(annotations) > 0 {
-			meta["annotations"] = annotations
+		if len(ann) > 0 {
+			meta["annotations"] = ann
 		}
 		if len(labels) > 0 {
 			meta["labels"] = labels
@@ -86,20 +115,22 @@ func (k *Nodes) Annotate(ctx context.Context, name string, annotations, labels m
 			return err
 		}
 		_, err = k.Client.CoreV1().Nodes().Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "node-healer"})
-		if apierrors.IsConflict(err) && attempt < 5 {
-			continue
-		}
-		return patchErr(err, name, "annotate")
+		return err
+	})
+	if errors.Is(err, runbooks.ErrStaleFence) {
+		return err
 	}
+	return patchErr(err, name, "annotate")
 }
 
-// SetTaint adds or removes a taint, at the resourceVersion read; with a
-// fence in ctx it is refused when the node carries a higher one.
+// SetTaint adds or removes a taint, at the resourceVersion read (conflicts
+// retried as in Annotate); with a fence in ctx it is refused when the node
+// carries a higher one.
 func (k *Nodes) SetTaint(ctx context.Context, name, key, value, effect string, present bool) error {
-	for attempt := 0; ; attempt++ {
+	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
 		n, err := k.Client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
-			return fmt.Errorf("get node %s: %w", name, classify(err))
+			return err
 		}
 		var taints []corev1.Taint
 		found := false
@@ -132,12 +163,10 @@ func (k *Nodes) SetTaint(ctx context.Context, name, key, value, effect string, p
 			"spec":     map[string]any{"taints": taints},
 		})
 		_, err = k.Client.CoreV1().Nodes().Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "node-healer"})
-		if apierrors.IsConflict(err) && attempt < 5 {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("taint node %s: %w", name, classify(err))
-		}
-		return nil
+		return err
+	})
+	if errors.Is(err, runbooks.ErrStaleFence) {
+		return err
 	}
+	return patchErr(err, name, "taint")
 }
