@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -27,6 +28,16 @@ func loadConfig(path string) (*config.Config, error) {
 	return c, checkParams(path, c)
 }
 
+// loadConfigForRedis is loadConfig for the commands that only talk to
+// Redis (runs, status, pause, resume): only Redis' secret files are read.
+func loadConfigForRedis(path string) (*config.Config, error) {
+	c, err := config.LoadFileForRedis(path, registry().Names())
+	if err != nil {
+		return nil, err
+	}
+	return c, checkParams(path, c)
+}
+
 // checkParams validates each route's runbook parameters (names and values).
 func checkParams(path string, c *config.Config) error {
 	for i, r := range c.Routes {
@@ -42,7 +53,15 @@ func checkParams(path string, c *config.Config) error {
 
 func runCheckConfig(files []string, out io.Writer) error {
 	for _, f := range files {
-		c, err := loadConfig(f)
+		// Secrets are mounted where serve runs, not necessarily here: a
+		// missing one is a warning, an empty one an error.
+		var missing []string
+		c, err := config.LoadFileCheck(f, registry().Names(), func(field, path string, err error) {
+			missing = append(missing, fmt.Sprintf("%s: warning: %s: %s is not readable here (%v); serve needs it", f, field, path, errors.Unwrap(err)))
+		})
+		if err == nil {
+			err = checkParams(f, c)
+		}
 		if err != nil {
 			return err
 		}
@@ -59,6 +78,9 @@ func runCheckConfig(files []string, out io.Writer) error {
 			f, len(c.Routes), strings.Join(books, ", "), c.Redis.Describe(), c.Workers.Count, c.Locks.TTL)
 		for _, d := range c.Deprecations() {
 			fmt.Fprintf(out, "%s: warning: %s\n", f, d)
+		}
+		for _, m := range missing {
+			fmt.Fprintln(out, m)
 		}
 	}
 	return nil

@@ -25,6 +25,9 @@ func TestCheckConfig(t *testing.T) {
 		t.Fatalf("only %d fixtures found", len(files))
 	}
 	for _, f := range files {
+		if strings.HasSuffix(f, "bad.token-missing.yml") {
+			continue // a secret file missing here is a warning (TestCheckConfigMissingSecrets)
+		}
 		code, out, errs := runCLI("check-config", f)
 		if code != 1 || out != "" || !strings.HasPrefix(errs, "receiver: "+f+": ") {
 			t.Errorf("%s: exit %d, stdout %q, stderr %q", f, code, out, errs)
@@ -109,5 +112,27 @@ func TestExampleChecks(t *testing.T) {
 	code, out, errs := runCLI("check-config", f)
 	if code != 0 || !strings.Contains(out, "OK — 6 routes") {
 		t.Fatalf("exit %d %q %q", code, out, errs)
+	}
+}
+
+// TestCheckConfigMissingSecrets: check-config runs where the secrets are
+// not mounted: a missing secret file is a warning naming the field (exit
+// 0), an empty one still an error; runs/status read only Redis' secrets.
+func TestCheckConfigMissingSecrets(t *testing.T) {
+	f := "../../internal/config/testdata/bad.token-missing.yml"
+	code, out, errs := runCLI("check-config", f)
+	if code != 0 || !strings.Contains(out, f+": OK") ||
+		!strings.Contains(out, "warning: webhook.auth.bearer_token_file: ") || !strings.Contains(out, "does-not-exist is not readable here (no such file or directory); serve needs it") {
+		t.Fatalf("missing token file: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	f = "../../internal/config/testdata/bad.token-empty.yml"
+	if code, out, errs := runCLI("check-config", f); code != 1 || !strings.Contains(errs, "webhook.auth.bearer_token_file") || !strings.Contains(errs, "is empty") {
+		t.Fatalf("empty token file: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	// runs/status: the webhook token is not read; the config loads and the
+	// command fails only on Redis (nothing listens on port 1).
+	code, _, errs = runCLI("runs", "list", "--config.file", "../../internal/config/testdata/bad.token-missing.yml", "--redis.url", "redis://127.0.0.1:1/0")
+	if code != 1 || strings.Contains(errs, "bearer_token_file") || !strings.Contains(errs, "127.0.0.1:1") {
+		t.Fatalf("runs list with the token missing: exit %d, stderr %q (want a Redis error, not a token error)", code, errs)
 	}
 }

@@ -21,7 +21,7 @@ type runsOptions struct {
 }
 
 func openStore(o runsOptions) (*runstore.Store, func(), error) {
-	cfg, err := loadConfig(o.ConfigFile)
+	cfg, err := loadConfigForRedis(o.ConfigFile)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -25,7 +25,7 @@ type statusOptions struct {
 
 // openGate builds the gate's Redis side for the CLI (no cluster needed).
 func openGate(o statusOptions) (*safety.Gate, *runstore.Store, func(), error) {
-	cfg, err := loadConfig(o.ConfigFile)
+	cfg, err := loadConfigForRedis(o.ConfigFile)
 	if err != nil {
 		return nil, nil, nil, err
 	}

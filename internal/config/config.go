@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -334,7 +335,22 @@ func Parse(data []byte, baseDir string, knownRunbooks []string) (*Config, error)
 	return parse(data, baseDir, knownRunbooks, true)
 }
 
+// secretMode says which secret files parse reads and how it treats a
+// missing one.
+type secretMode struct {
+	skip      bool // none (route test)
+	redisOnly bool // only Redis' (runs, status, pause)
+	// missing, when set, is told about a secret file that does not exist or
+	// cannot be read here, instead of failing (check-config on a machine
+	// without the mounted secrets).
+	missing func(field, path string, err error)
+}
+
 func parse(data []byte, baseDir string, knownRunbooks []string, secrets bool) (*Config, error) {
+	return parseMode(data, baseDir, knownRunbooks, secretMode{skip: !secrets})
+}
+
+func parseMode(data []byte, baseDir string, knownRunbooks []string, mode secretMode) (*Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	c := &Config{}
@@ -354,8 +370,8 @@ func parse(data []byte, baseDir string, knownRunbooks []string, secrets bool) (*
 	if err := c.validateAlertmanagers(baseDir); err != nil {
 		return nil, err
 	}
-	if secrets {
-		if err := c.readSecrets(baseDir); err != nil {
+	if !mode.skip {
+		if err := c.readSecrets(baseDir, mode); err != nil {
 			return nil, err
 		}
 	}
@@ -374,12 +390,32 @@ func LoadFileSkipSecrets(path string, knownRunbooks []string) (*Config, error) {
 	return loadFile(path, knownRunbooks, false)
 }
 
+// LoadFileForRedis parses a configuration file and reads only the secret
+// files Redis needs, for the commands that only talk to Redis (runs,
+// status, pause, resume): the webhook's token need not be readable there.
+func LoadFileForRedis(path string, knownRunbooks []string) (*Config, error) {
+	return loadFileMode(path, knownRunbooks, secretMode{redisOnly: true})
+}
+
+// LoadFileCheck parses a configuration file as serve would, except that a
+// secret file that does not exist or cannot be read is reported to missing
+// (field, path, error) instead of failing: check-config on an operator's
+// machine, where the secrets are not mounted. An empty secret file is
+// still an error.
+func LoadFileCheck(path string, knownRunbooks []string, missing func(field, path string, err error)) (*Config, error) {
+	return loadFileMode(path, knownRunbooks, secretMode{missing: missing})
+}
+
 func loadFile(path string, knownRunbooks []string, secrets bool) (*Config, error) {
+	return loadFileMode(path, knownRunbooks, secretMode{skip: !secrets})
+}
+
+func loadFileMode(path string, knownRunbooks []string, mode secretMode) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	c, err := parse(data, filepath.Dir(path), knownRunbooks, secrets)
+	c, err := parseMode(data, filepath.Dir(path), knownRunbooks, mode)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -462,7 +498,7 @@ func (c *Config) validate(known []string) error {
 	return nil
 }
 
-func (c *Config) readSecrets(baseDir string) error {
+func (c *Config) readSecrets(baseDir string, mode secretMode) error {
 	read := func(field, path string, dst *Secret) error {
 		if path == "" {
 			return nil
@@ -471,6 +507,10 @@ func (c *Config) readSecrets(baseDir string) error {
 			path = filepath.Join(baseDir, path)
 		}
 		b, err := os.ReadFile(path)
+		if err != nil && mode.missing != nil && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission)) {
+			mode.missing(field, path, err)
+			return nil
+		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", field, err)
 		}
@@ -494,6 +534,9 @@ func (c *Config) readSecrets(baseDir string) error {
 	}
 	if err := c.Redis.TLS.resolve(baseDir); err != nil {
 		return err
+	}
+	if mode.redisOnly {
+		return nil
 	}
 	if err := read("webhook.auth.bearer_token_file", c.Webhook.Auth.BearerTokenFile, &c.Webhook.Auth.token); err != nil {
 		return err
