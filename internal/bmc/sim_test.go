@@ -1,7 +1,6 @@
 package bmc_test
 
 import (
-	"bytes"
 	"encoding/pem"
 	"io"
 	"log"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/node-healer/node-healer/internal/bmc"
 	"github.com/node-healer/node-healer/internal/bmcsim"
+	"github.com/node-healer/node-healer/internal/testenv"
 )
 
 const (
@@ -29,7 +29,7 @@ type env struct {
 	srv    *httptest.Server
 	caFile string
 	pwFile string
-	logs   *syncBuffer
+	logs   *testenv.SyncBuffer
 
 	mu     sync.Mutex
 	events []string // OnPower calls, "system=state"
@@ -51,7 +51,7 @@ func (e *env) powerEvents() []string {
 // certificate through a CA file (verification stays on).
 func start(t testing.TB, o bmcsim.Options) *env {
 	t.Helper()
-	e := &env{logs: &syncBuffer{}}
+	e := &env{logs: &testenv.SyncBuffer{}}
 	o.Username, o.Password = user, password
 	if o.BootTime == 0 {
 		o.BootTime = 300 * time.Millisecond
@@ -109,21 +109,4 @@ func (e *env) resetTypes(system string) []string {
 		out = append(out, r.Type)
 	}
 	return out
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

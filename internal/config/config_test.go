@@ -66,12 +66,20 @@ var rejections = map[string]string{
 }
 
 func TestRejections(t *testing.T) {
-	files, _ := filepath.Glob("testdata/bad.*.yml")
-	if len(files) != len(rejections) {
-		t.Errorf("%d fixtures but %d expectations: every testdata/bad.*.yml needs an entry", len(files), len(rejections))
+	checkRejections(t, "testdata/bad.*.yml", rejections)
+}
+
+// checkRejections loads every fixture matching pattern and wants the
+// error its entry in want names (each fixture needs one); an error must
+// never show a secret of the fixtures ("hunter2").
+func checkRejections(t *testing.T, pattern string, want map[string]string) {
+	t.Helper()
+	files, _ := filepath.Glob(pattern)
+	if len(files) != len(want) {
+		t.Errorf("%d fixtures but %d expectations: every %s needs an entry", len(files), len(want), pattern)
 	}
 	for _, f := range files {
-		want, ok := rejections[filepath.Base(f)]
+		w, ok := want[filepath.Base(f)]
 		if !ok {
 			t.Errorf("%s: no expected message", f)
 			continue
@@ -79,10 +87,13 @@ func TestRejections(t *testing.T) {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			_, err := LoadFile(f, runbooks)
 			if err == nil {
-				t.Fatalf("accepted; want error containing %q", want)
+				t.Fatalf("accepted; want error containing %q", w)
 			}
-			if !strings.Contains(err.Error(), want) {
-				t.Fatalf("error %q\n does not contain %q", err, want)
+			if !strings.Contains(err.Error(), w) {
+				t.Fatalf("error %q\n does not contain %q", err, w)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Fatalf("error shows the password: %q", err)
 			}
 		})
 	}

@@ -1,14 +1,12 @@
 package redisconn
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -226,7 +224,7 @@ func TestClusterFromConfig(t *testing.T) {
 // TestSetLogger: go-redis' own messages (here: a Sentinel that cannot
 // be reached) become structured records of node-healer's log.
 func TestSetLogger(t *testing.T) {
-	var buf syncBuffer
+	var buf testenv.SyncBuffer
 	SetLogger(slog.New(slog.NewTextHandler(&buf, nil)))
 	t.Cleanup(func() { SetLogger(slog.New(slog.DiscardHandler)) })
 	port, err := testenv.FreePort()
@@ -244,21 +242,4 @@ func TestSetLogger(t *testing.T) {
 			t.Errorf("log %q lacks %q", got, want)
 		}
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
