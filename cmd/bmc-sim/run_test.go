@@ -7,30 +7,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/node-healer/node-healer/internal/bmc"
 	"github.com/node-healer/node-healer/internal/bmcsim"
+	"github.com/node-healer/node-healer/internal/testenv"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func TestRun(t *testing.T) {
 	pw := filepath.Join(t.TempDir(), "pw")
@@ -41,7 +24,7 @@ func TestRun(t *testing.T) {
 	o := options{Listen: "127.0.0.1:0", Systems: "n1,n2", BootTime: 50 * time.Millisecond, Username: "admin",
 		PasswordFile: pw, PowerCycle: true, FaultSystems: "n2", Faults: bmcFaults(), LogFormat: "logfmt",
 		onListen: func(a net.Addr) { addr <- a }}
-	var logs lockedBuffer
+	var logs testenv.SyncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, o, &logs) }()

@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"net/http"
 	"sort"
 	"strings"
 	"testing"
@@ -21,14 +19,8 @@ import (
 // receiver's /metrics, by "verb resource".
 func (r *receiver) kubeRequests(t *testing.T) map[string]float64 {
 	t.Helper()
-	resp, err := http.Get(r.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
 	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(strings.NewReader(string(b)))
+	fams, err := parser.TextToMetricFamilies(strings.NewReader(r.metricsText(t)))
 	if err != nil {
 		t.Fatalf("parse /metrics: %v", err)
 	}

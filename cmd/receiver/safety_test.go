@@ -42,13 +42,19 @@ func (r *receiver) status(t *testing.T) *safety.Status {
 
 func (r *receiver) metric(t *testing.T, line string) bool {
 	t.Helper()
+	return strings.Contains(r.metricsText(t), line)
+}
+
+// metricsText is the receiver's /metrics page.
+func (r *receiver) metricsText(t *testing.T) string {
+	t.Helper()
 	resp, err := http.Get(r.URL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return strings.Contains(string(b), line)
+	return string(b)
 }
 
 // manyAlerts is one Alertmanager notification with one alert per node.
