@@ -7,6 +7,9 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/prometheus/exporter-toolkit/web"
+
+	"github.com/node-healer/node-healer/internal/bmc"
 	"github.com/node-healer/node-healer/internal/config"
 	"github.com/node-healer/node-healer/internal/runbooks"
 )
@@ -51,7 +54,13 @@ func checkParams(path string, c *config.Config) error {
 	return nil
 }
 
-func runCheckConfig(files []string, out io.Writer) error {
+func runCheckConfig(files []string, webConfig string, out io.Writer) error {
+	if webConfig != "" {
+		if err := web.Validate(webConfig); err != nil {
+			return fmt.Errorf("--web.config.file %s: %w", webConfig, err)
+		}
+		fmt.Fprintf(out, "%s: OK — web configuration\n", webConfig)
+	}
 	for _, f := range files {
 		// Secrets are mounted where serve runs, not necessarily here: a
 		// missing one is a warning, an empty one an error.
@@ -65,6 +74,20 @@ func runCheckConfig(files []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
+		inventory := ""
+		if inv := c.BMC.InventoryFile; inv != "" {
+			seen := map[string]bool{}
+			nodes, err := bmc.LoadInventoryCheck(inv, func(where, path string, err error) {
+				if !seen[path] {
+					seen[path] = true
+					missing = append(missing, fmt.Sprintf("%s: warning: bmc inventory %s: password_file %s (%s) is not readable here (%v); serve needs it", f, inv, path, where, errors.Unwrap(err)))
+				}
+			})
+			if err != nil {
+				return fmt.Errorf("%s: bmc.inventory_file: %w", f, err)
+			}
+			inventory = fmt.Sprintf("; BMC inventory: %d nodes", len(nodes.Nodes))
+		}
 		used := map[string]bool{}
 		for _, r := range c.Routes {
 			used[r.Runbook] = true
@@ -74,8 +97,8 @@ func runCheckConfig(files []string, out io.Writer) error {
 			books = append(books, b)
 		}
 		sort.Strings(books)
-		fmt.Fprintf(out, "%s: OK — %d routes, runbooks: %s; redis %s; %d workers; lock ttl %s\n",
-			f, len(c.Routes), strings.Join(books, ", "), c.Redis.Describe(), c.Workers.Count, c.Locks.TTL)
+		fmt.Fprintf(out, "%s: OK — %d routes, runbooks: %s; redis %s; %d workers; lock ttl %s%s\n",
+			f, len(c.Routes), strings.Join(books, ", "), c.Redis.Describe(), c.Workers.Count, c.Locks.TTL, inventory)
 		for _, d := range c.Deprecations() {
 			fmt.Fprintf(out, "%s: warning: %s\n", f, d)
 		}

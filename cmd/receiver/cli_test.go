@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 func runCLI(args ...string) (int, string, string) {
@@ -134,5 +136,50 @@ func TestCheckConfigMissingSecrets(t *testing.T) {
 	code, _, errs = runCLI("runs", "list", "--config.file", "../../internal/config/testdata/bad.token-missing.yml", "--redis.url", "redis://127.0.0.1:1/0")
 	if code != 1 || strings.Contains(errs, "bearer_token_file") || !strings.Contains(errs, "127.0.0.1:1") {
 		t.Fatalf("runs list with the token missing: exit %d, stderr %q (want a Redis error, not a token error)", code, errs)
+	}
+}
+
+// TestCheckConfigInventoryAndWebConfig: check-config validates the BMC
+// inventory the config names (a bad entry is an error naming the file, a
+// password file not mounted here a warning) and, with --web.config.file,
+// the web configuration.
+func TestCheckConfigInventoryAndWebConfig(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	write("token", "t0ken\n")
+	cfg := func(inv string) string {
+		return write("nh-"+filepath.Base(inv), "webhook: {auth: {bearer_token_file: token}}\nbmc: {inventory_file: "+inv+"}\n"+
+			"routes:\n  - name: r\n    matchers: ['alertname=\"NodeKernelDeadlock\"']\n    runbook: reboot\n")
+	}
+	good := write("inv-good.yml", "defaults: {username: admin, password_file: /nonexistent/bmc-password}\nnodes:\n  n1: {endpoint: 'https://10.0.0.1'}\n  n2: {endpoint: 'https://10.0.0.2'}\n")
+	code, out, errs := runCLI("check-config", cfg(good))
+	if code != 0 || !strings.Contains(out, "BMC inventory: 2 nodes") ||
+		strings.Count(out, "password_file /nonexistent/bmc-password") != 1 || !strings.Contains(out, "is not readable here") {
+		t.Fatalf("inventory with the password not mounted: exit %d, stdout %q, stderr %q (want OK, one warning)", code, out, errs)
+	}
+	bad := write("inv-bad.yml", "defaults: {username: admin, password_file: /nonexistent/bmc-password}\nnodes:\n  n1: {endpoint: 'ftp://10.0.0.1'}\n")
+	code, out, errs = runCLI("check-config", cfg(bad))
+	if code != 1 || !strings.Contains(errs, "bmc.inventory_file") || !strings.Contains(errs, "scheme must be https or http") {
+		t.Fatalf("bad inventory: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	web := write("web.yml", "basic_auth_users:\n  ops: [not, a, string]\n")
+	code, _, errs = runCLI("check-config", "--web.config.file", web, cfg(good))
+	if code != 1 || !strings.Contains(errs, "--web.config.file "+web) {
+		t.Fatalf("bad web config: exit %d, stderr %q", code, errs)
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	web = write("web-good.yml", "basic_auth_users:\n  ops: "+string(hash)+"\n")
+	code, out, errs = runCLI("check-config", "--web.config.file", web, cfg(good))
+	if code != 0 || !strings.Contains(out, "web-good.yml: OK — web configuration") {
+		t.Fatalf("good web config: exit %d, stdout %q, stderr %q", code, out, errs)
 	}
 }

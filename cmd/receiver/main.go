@@ -17,6 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 	"github.com/prometheus/common/promslog"
+
+	"github.com/node-healer/node-healer/internal/redisconn"
 	promslogflag "github.com/prometheus/common/promslog/flag"
 	"github.com/prometheus/common/version"
 )
@@ -49,8 +51,10 @@ func cli(args []string, stdout, stderr io.Writer) int {
 	serve.Flag("replica", "Name of this replica in locks, events and the stream (default: hostname-pid).").Envar("POD_NAME").StringVar(&so.Replica)
 
 	var cfgFiles []string
-	check := app.Command("check-config", "Validate configuration files; exit 0 with a summary or 1 with the first error.")
+	var checkWebConfig string
+	check := app.Command("check-config", "Validate configuration files (and the BMC inventory they name); exit 0 with a summary or 1 with the first error.")
 	check.Arg("file", "Configuration files to check.").Required().StringsVar(&cfgFiles)
+	check.Flag("web.config.file", "Also validate this web configuration file (as serve --web.config.file would).").StringVar(&checkWebConfig)
 
 	var ro routeTestOptions
 	route := app.Command("route", "Inspect routing.")
@@ -92,13 +96,14 @@ func cli(args []string, stdout, stderr io.Writer) int {
 	so.Log = logOptionsOf(&logCfg)
 	log := newLogger(so.Log, stderr)
 	log.Debug("running command", append([]any{"command", cmd}, version.Slog()...)...)
+	redisconn.SetLogger(log) // go-redis' own lines (runs, status, pause): structured, pool noise at debug
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	switch cmd {
 	case serve.FullCommand():
 		err = runServe(ctx, so, stderr)
 	case check.FullCommand():
-		err = runCheckConfig(cfgFiles, stdout)
+		err = runCheckConfig(cfgFiles, checkWebConfig, stdout)
 	case routeTest.FullCommand():
 		err = runRouteTest(ro, stdout)
 	case runsList.FullCommand():

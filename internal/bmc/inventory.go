@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/url"
 	"os"
 	"path"
@@ -91,6 +92,19 @@ type Target struct {
 // LoadInventory reads and validates an inventory file. Relative file paths
 // in it are made relative to the file's directory.
 func LoadInventory(file string) (*Inventory, error) {
+	return loadInventory(file, nil)
+}
+
+// LoadInventoryCheck is LoadInventory for `receiver check-config` on a
+// machine where the BMC password files are not mounted: a password file
+// that does not exist or cannot be read is reported to missing (its node,
+// or "defaults", and path) instead of failing. Everything else is checked
+// as LoadInventory does; an empty password file is still an error.
+func LoadInventoryCheck(file string, missing func(where, path string, err error)) (*Inventory, error) {
+	return loadInventory(file, missing)
+}
+
+func loadInventory(file string, missing func(where, path string, err error)) (*Inventory, error) {
 	b, err := os.ReadFile(file)
 	if err != nil {
 		return nil, fmt.Errorf("bmc inventory: %w", err)
@@ -99,7 +113,7 @@ func LoadInventory(file string) (*Inventory, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bmc inventory: %w", err)
 	}
-	inv, err := ParseInventory(b, dir)
+	inv, err := parseInventory(b, dir, missing)
 	if err != nil {
 		return nil, fmt.Errorf("bmc inventory %s: %w", file, err)
 	}
@@ -109,6 +123,10 @@ func LoadInventory(file string) (*Inventory, error) {
 // ParseInventory decodes (strictly: unknown fields are errors) and validates
 // an inventory; dir anchors relative file paths.
 func ParseInventory(b []byte, dir string) (*Inventory, error) {
+	return parseInventory(b, dir, nil)
+}
+
+func parseInventory(b []byte, dir string, missing func(where, path string, err error)) (*Inventory, error) {
 	inv := &Inventory{}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
@@ -127,13 +145,13 @@ func ParseInventory(b []byte, dir string) (*Inventory, error) {
 		abs(&e.CAFile)
 		inv.Nodes[n] = e
 	}
-	if err := inv.validate(); err != nil {
+	if err := inv.validate(missing); err != nil {
 		return nil, err
 	}
 	return inv, nil
 }
 
-func (inv *Inventory) validate() error {
+func (inv *Inventory) validate(missing func(where, path string, err error)) error {
 	d := inv.Defaults
 	if d.Endpoint != "" || d.System != "" {
 		return errors.New("defaults: endpoint and system are per node")
@@ -160,7 +178,11 @@ func (inv *Inventory) validate() error {
 			return fmt.Errorf("node %s: %w", n, err)
 		}
 		if err := checkTarget(t); err != nil {
-			return fmt.Errorf("node %s: %w", n, err)
+			var pe *fs.PathError
+			if missing == nil || !errors.As(err, &pe) || !(errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission)) {
+				return fmt.Errorf("node %s: %w", n, err)
+			}
+			missing("node "+n, pe.Path, err)
 		}
 	}
 	return nil
