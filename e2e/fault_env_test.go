@@ -161,6 +161,7 @@ func newFaultEnv(t *testing.T, name string, o faultOptions) *faultEnv {
 	}
 	must(t, c.EnsureNamespace(ctx, e.ns))
 	must(t, c.EnsureNamespace(ctx, "node-healer"))
+	must(t, c.EnsureNamespace(ctx, "node-healer-exec")) // node_exec.namespace default
 	for _, n := range o.Nodes {
 		if _, err := c.CreateReplicaSetPods(ctx, e.ns, "web-"+n, n, o.PodsPerNode); err != nil {
 			t.Fatal(err)

@@ -99,6 +99,10 @@ func startReceiverOpts(t *testing.T, redisSection, extra, routes, replica string
 // startReceiverSetup is startReceiverOn with setup applied.
 func startReceiverSetup(t *testing.T, redisSection, extra, routes, replica string, setup receiverSetup) (*receiver, func()) {
 	t.Helper()
+	// Where node-exec pods go by default (node_exec.namespace).
+	if err := cluster.EnsureNamespace(context.Background(), "node-healer-exec"); err != nil {
+		t.Fatal(err)
+	}
 	if setup.Scheme == "" {
 		setup.Scheme = "http"
 	}

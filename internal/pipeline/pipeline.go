@@ -220,8 +220,11 @@ func Start(ctx context.Context, o Options) (_ *Pipeline, err error) {
 	if err := os.WriteFile(p.ReceiverConfig, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
-	if err := p.Cluster.EnsureNamespace(ctx, "node-healer"); err != nil {
-		return nil, err
+	// The receiver's namespace and the node-exec pods' (node_exec.namespace default).
+	for _, ns := range []string{"node-healer", "node-healer-exec"} {
+		if err := p.Cluster.EnsureNamespace(ctx, ns); err != nil {
+			return nil, err
+		}
 	}
 	for _, r := range p.Receivers {
 		r.config = p.ReceiverConfig
