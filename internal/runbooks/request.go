@@ -19,6 +19,10 @@ type Request struct {
 	Labels      map[string]string `json:"labels,omitempty"`
 	Params      map[string]string `json:"params,omitempty"`
 	Enqueued    time.Time         `json:"enqueued"`
+	// RequestedBy and Reason are set on manual runs (POST /api/v1/runs,
+	// receiver heal): who asked, and why.
+	RequestedBy string `json:"requestedBy,omitempty"`
+	Reason      string `json:"reason,omitempty"`
 }
 
 // RunID derives a run's ID from the alert's identity (fingerprint and
@@ -35,5 +39,6 @@ func NewRun(q Request, now time.Time) *Run {
 	}
 	return &Run{ID: q.RunID, Runbook: q.Runbook, Route: q.Route, Node: q.Node, Fingerprint: q.Fingerprint,
 		AlertStart: q.StartsAt, Labels: q.Labels, Params: q.Params, DryRun: q.DryRun,
+		RequestedBy: q.RequestedBy, Reason: q.Reason,
 		Status: StatusPending, Created: now, Updated: now}
 }

@@ -68,6 +68,10 @@ type Run struct {
 	Labels      map[string]string `json:"labels,omitempty"`
 	Params      map[string]string `json:"params,omitempty"`
 	DryRun      bool              `json:"dryRun"`
+	// RequestedBy and Reason: who asked for a manual run (route "manual")
+	// and why; empty for runs an alert started.
+	RequestedBy string `json:"requestedBy,omitempty"`
+	Reason      string `json:"reason,omitempty"`
 
 	Status   Status            `json:"status"`
 	Next     int               `json:"next"`               // index of the next step to run
