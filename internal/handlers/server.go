@@ -101,6 +101,8 @@ func New(o Options) *echo.Echo {
 	api := &runsAPI{runs: o.Runs}
 	e.GET("/api/v1/runs", api.list)
 	e.GET("/api/v1/runs/:id", api.get)
+	// Manual runs (receiver heal): the webhook's token, the same queue and gates.
+	e.POST("/api/v1/runs", newManualHandler(o).handle, authenticate(auth))
 	if o.Status != nil {
 		e.GET("/api/v1/status", func(c echo.Context) error {
 			st, err := o.Status(c.Request().Context())
