@@ -112,6 +112,11 @@ func TestConventions(t *testing.T) {
 			t.Errorf("%s: rules/README.md has no %q heading for its runbook_url", r.Alert, "### "+r.Alert)
 		}
 		nh, rem := r.Labels["node_healer"], r.Labels["remediation"]
+		if r.Labels["source"] == selfSource && (nh != "" || rem != "") {
+			// An alert about node-healer itself must never be routed back
+			// into it.
+			t.Errorf("%s: source=%q with node_healer=%q remediation=%q: self-monitoring alerts are for humans only", r.Alert, selfSource, nh, rem)
+		}
 		switch {
 		case nh == "" && rem == "":
 			// For humans only.
@@ -124,6 +129,52 @@ func TestConventions(t *testing.T) {
 			// node:… recording rule) so the label survives.
 			t.Errorf("%s: remediation alert does not aggregate by (node…): %s", r.Alert, r.Expr)
 		}
+	}
+}
+
+// selfGroup holds node-healer's self-monitoring alerts; selfSource is the
+// label value they share with the alerts node-healer pushes itself, which
+// alertmanager/ routes to humans.
+const (
+	selfGroup  = "node-healer.self"
+	selfSource = "node-healer"
+)
+
+// TestSelfMonitoringGroup: every rule in the self-monitoring group is an
+// alert labelled source="node-healer", and no alert outside it is.
+func TestSelfMonitoringGroup(t *testing.T) {
+	b, err := os.ReadFile(ruleFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f struct {
+		Groups []struct {
+			Name  string `yaml:"name"`
+			Rules []rule `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	if err := yaml.Unmarshal(b, &f); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, g := range f.Groups {
+		for _, r := range g.Rules {
+			self := g.Name == selfGroup
+			if self {
+				n++
+			}
+			switch {
+			case self && r.Alert == "":
+				t.Errorf("group %s: recording rule %q; the group holds alerts only", selfGroup, r.Record)
+			case self && r.Labels["source"] != selfSource:
+				t.Errorf("%s: in group %s without source=%q", r.Alert, selfGroup, selfSource)
+			case !self && r.Labels["source"] == selfSource:
+				t.Errorf("%s: source=%q outside group %s", r.Alert, selfSource, selfGroup)
+			}
+		}
+	}
+	if n == 0 {
+		t.Errorf("%s has no group %s", ruleFile, selfGroup)
 	}
 }
 
