@@ -32,6 +32,10 @@ var Params = []Param{
 	{"require_alert_resolved", "false", "also wait for the triggering alert to resolve before uncordon"},
 	{"exec_timeout", "5m", "how long a node-exec action may run"},
 	{"evacuate_timeout", "5m", "fence: how long to wait for pods to leave the out-of-service node"},
+	{"capture", "true", "before a reboot, power-cycle or power-off, run capture_commands on the node (node-exec pods) and keep their output with the run"},
+	{"capture_commands", "dmesg -T | tail -n 200\njournalctl -k -b -n 200\njournalctl -u kubelet -n 100", "the capture's shell command lines, one per line (the last 4000 bytes of each are kept)"},
+	{"capture_max_bytes", "65536", "how many bytes of captured output a run keeps in all (the tail of each output; at most 262144)"},
+	{"capture_timeout", "1m", "how long the whole capture may take; the reboot goes on after it either way"},
 	{"hold_timeout", "1h", "how long a run may be held before a destructive step (silence, pause, rate limit, window) before it escalates"},
 }
 
@@ -62,6 +66,14 @@ func ValidateParams(params map[string]string) error {
 		}
 		d := paramDefault(k)
 		switch {
+		case k == "capture_commands":
+			if err := validateCaptureCommands(v); err != nil {
+				return fmt.Errorf("%s: %w", k, err)
+			}
+		case k == "capture_max_bytes":
+			if n, err := strconv.Atoi(v); err != nil || n < 0 || n > maxCaptureBytes {
+				return fmt.Errorf("%s: %q is not a number of bytes from 0 to %d", k, v, maxCaptureBytes)
+			}
 		case d == "true" || d == "false":
 			if _, err := strconv.ParseBool(v); err != nil {
 				return fmt.Errorf("%s: %q is not true or false", k, v)
@@ -92,6 +104,14 @@ func (x *Exec) duration(name string) time.Duration {
 		d, _ = time.ParseDuration(paramDefault(name))
 	}
 	return d
+}
+
+func (x *Exec) integer(name string) int {
+	n, err := strconv.Atoi(x.param(name))
+	if err != nil {
+		n, _ = strconv.Atoi(paramDefault(name))
+	}
+	return n
 }
 
 func (x *Exec) flag(name string) bool {

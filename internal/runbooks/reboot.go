@@ -2,6 +2,7 @@ package runbooks
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -51,6 +52,9 @@ func SoftReboot(ctx context.Context, x *Exec) (Outcome, string, error) {
 	if err != nil {
 		return "", "", err
 	}
+	if err := markRemediation(ctx, x, "soft reboot via "+method); err != nil {
+		return "", "", err
+	}
 	x.Run.SetPrior(priorBootID, st.BootID)
 	x.Run.SetPrior(priorSoftMethod, method)
 	x.setPriorTime(priorSoftSent)
@@ -88,6 +92,67 @@ func SoftReboot(ctx context.Context, x *Exec) (Outcome, string, error) {
 	x.Audit(ctx, "soft-reboot", detail)
 	_ = x.Nodes.Event(ctx, x.Run.Node, "Normal", "NodeHealerSoftReboot", fmt.Sprintf("node-healer run %s: %s", x.Run.ID, detail))
 	return OutcomeDone, detail, nil
+}
+
+// AnnotationLastRemediation is written on a node right before node-healer
+// resets it (soft reboot, power-cycle, power-off), as JSON
+// (LastRemediation), so `kubectl describe node` says why the node
+// rebooted. It stays after the run: the node's last remediation.
+const AnnotationLastRemediation = "node-healer.io/last-remediation"
+
+// LastRemediation is the value of AnnotationLastRemediation.
+type LastRemediation struct {
+	Run     string `json:"run"`
+	Runbook string `json:"runbook"`
+	Alert   string `json:"alert"`
+	Reason  string `json:"reason"`
+	At      string `json:"at"` // RFC 3339
+}
+
+// markRemediation writes AnnotationLastRemediation and a Normal Event
+// NodeHealerRebooting (fenced, like every node write). Only a lost lease
+// or a newer fence on the node stops the step; any other failure is
+// logged and the reset goes on.
+func markRemediation(ctx context.Context, x *Exec, action string) error {
+	reason := action
+	if r := x.Run.Labels["reason"]; r != "" {
+		reason += "; alert reason: " + r
+	}
+	alert := x.Run.Labels["alertname"]
+	m := LastRemediation{Run: x.Run.ID, Runbook: x.Run.Runbook, Alert: alert, Reason: reason,
+		At: x.Now().UTC().Format(time.RFC3339)}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if x.Writer != nil {
+		v := string(b)
+		err := x.Writer.Annotate(ctx, x.Run.Node, map[string]*string{AnnotationLastRemediation: &v}, nil)
+		if errors.Is(err, ErrStaleFence) || errors.Is(err, ErrLeaseLost) {
+			return err
+		}
+		if err != nil {
+			x.Log.Warn("could not write the remediation reason on the node; resetting anyway", "err", err)
+		}
+	}
+	msg := fmt.Sprintf("node-healer run %s (runbook %s", x.Run.ID, x.Run.Runbook)
+	if alert != "" {
+		msg += ", alert " + alert
+	}
+	msg += ") is rebooting the node: " + reason
+	_ = x.Nodes.Event(ctx, x.Run.Node, "Normal", "NodeHealerRebooting", msg)
+	return nil
+}
+
+// powerOffMarked is the fence runbook's power-off: the remediation reason
+// goes on the node first, unless a power-off was already decided.
+func powerOffMarked(ctx context.Context, x *Exec) (Outcome, string, error) {
+	if !x.DryRun && x.Run.Prior[priorOffSent] == "" && x.Power != nil && x.Power.Has(ctx, x.Run.Node) {
+		if err := markRemediation(ctx, x, "power-off through the BMC (fence), then power-on"); err != nil {
+			return "", "", err
+		}
+	}
+	return PowerOffStep(ctx, x)
 }
 
 func stateOr(s string, err error) string {
@@ -164,6 +229,13 @@ func PowerCycle(ctx context.Context, x *Exec) (Outcome, string, error) {
 	before, err := x.Power.PowerState(ctx, x.Run.Node)
 	if err != nil {
 		return "", "", fmt.Errorf("%w: read power state before the power-cycle: %w", ErrUnavailable, err)
+	}
+	why := "power-cycle through the BMC"
+	if x.Run.Prior[priorSoftResult] == softFails {
+		why += " (the soft reboot did not take the node down)"
+	}
+	if err := markRemediation(ctx, x, why); err != nil {
+		return "", "", err
 	}
 	if x.Status != nil && x.Run.Prior[priorBootID] == "" {
 		if st, err := x.Status.Status(ctx, x.Run.Node); err == nil {

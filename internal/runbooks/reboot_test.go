@@ -131,7 +131,7 @@ func TestRebootSoftWorks(t *testing.T) {
 	if r.Status != StatusSucceeded {
 		t.Fatalf("%s: %s %s", r.Status, r.Error, outcomes(r))
 	}
-	want := "[cordon:done drain:done soft-reboot:done wait-reboot:done power-cycle:skipped wait-ready:done verify-health:done uncordon:done]"
+	want := "[cordon:done drain:done capture:skipped soft-reboot:done wait-reboot:done power-cycle:skipped wait-ready:done verify-health:done uncordon:done]"
 	if outcomes(r) != want {
 		t.Fatalf("timeline %s\nwant %s", outcomes(r), want)
 	}
@@ -147,7 +147,7 @@ func TestRebootHungNodeIsPowerCycled(t *testing.T) {
 	if r.Status != StatusSucceeded || s.resetKinds() != "[soft hard]" {
 		t.Fatalf("%s %s resets %s", r.Status, outcomes(r), s.resetKinds())
 	}
-	if d := r.Timeline[3].Detail; r.Timeline[3].Step != "wait-reboot" || !contains(d, "reboot failed") {
+	if d := r.Timeline[4].Detail; r.Timeline[4].Step != "wait-reboot" || !contains(d, "reboot failed") {
 		t.Errorf("wait-reboot detail %q", d)
 	}
 }
@@ -162,13 +162,13 @@ func TestPowerCycleNotResentAfterCrash(t *testing.T) {
 	}
 	// A worker that died after sending (state saved, step not finished)
 	// resumes at power-cycle: the decision is found, nothing is resent.
-	r.Status, r.Next = StatusRunning, 4
-	r.Timeline = r.Timeline[:4]
+	r.Status, r.Next = StatusRunning, 5
+	r.Timeline = r.Timeline[:5]
 	e.Store.(*memStore).put(r)
 	if err := e.Execute(context.Background(), r, testLease(2)); err != nil {
 		t.Fatal(err)
 	}
-	if s.resetKinds() != "[soft hard]" || r.Timeline[4].Outcome != OutcomeSkipped {
+	if s.resetKinds() != "[soft hard]" || r.Timeline[5].Outcome != OutcomeSkipped {
 		t.Fatalf("resumed run resent: resets %s, %s", s.resetKinds(), outcomes(r))
 	}
 }

@@ -81,6 +81,9 @@ type Run struct {
 	Attempts int               `json:"attempts"`           // how many times a worker picked the run up
 	Hold     *Hold             `json:"hold,omitempty"`     // why it waits, while deferred or held
 	Admitted bool              `json:"admitted,omitempty"` // the safety gate let it start
+	// Evidence is what the capture step kept from the node before a reset
+	// (capture_max_bytes of output in all).
+	Evidence []Evidence `json:"evidence,omitempty"`
 	// Fence is the fencing number of the node lease under which the record
 	// was last written. The store refuses a write with a lower fence (a
 	// stale holder that woke up after a takeover).
@@ -88,6 +91,17 @@ type Run struct {
 
 	Created time.Time `json:"created"`
 	Updated time.Time `json:"updated"`
+}
+
+// Evidence is one command the capture step ran on the node and the tail
+// of its output, or (no Command) why nothing was captured.
+type Evidence struct {
+	Command   string    `json:"command,omitempty"`
+	Output    string    `json:"output,omitempty"`
+	Truncated bool      `json:"truncated,omitempty"` // Output is the tail of a longer output
+	ExitCode  int       `json:"exitCode,omitempty"`
+	Error     string    `json:"error,omitempty"`
+	At        time.Time `json:"at"`
 }
 
 // SetPrior records a fact about the node's state before the run changed it.
