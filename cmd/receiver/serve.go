@@ -148,7 +148,11 @@ func runServe(ctx context.Context, o serveOptions, logw io.Writer) error {
 	gate.Alerts = q
 	gate.Windows = live.Windows
 	if gate.Silences == nil {
-		log.Warn("no alertmanager.urls configured: Alertmanager silences do not pause runs (receiver pause still does)")
+		log.Warn("no alertmanagers configured: Alertmanager silences do not pause runs (receiver pause still does), and node-healer's own alerts (escalations, held and failed runs) are not sent")
+	}
+	notifier, err := newNotifier(cfg, rdb, store, nodeCache, reg, replica, promReg, log)
+	if err != nil {
+		return err
 	}
 	pool := &worker.Pool{
 		Queue: q, Locker: locker, Store: store, Name: replica, Count: cfg.Workers.Count,
@@ -218,6 +222,9 @@ func runServe(ctx context.Context, o serveOptions, logw io.Writer) error {
 		go watchSafety(ctx, gate, store, m, log)
 		go gate.KeepSlotsLoop(ctx, store)
 		go rec.Run(ctx)
+		if notifier != nil {
+			go notifier.Run(ctx)
+		}
 		if err := pool.Run(ctx); err != nil {
 			errc <- fmt.Errorf("workers: %w", err)
 			cancel()

@@ -36,7 +36,9 @@ type Config struct {
 	// is parsed, then nil.
 	Alertmanager *Alertmanager `yaml:"alertmanager,omitempty"`
 	NodeExec     NodeExec      `yaml:"node_exec"`
-	Routes       []*Route      `yaml:"routes"`
+	// Notify: node-healer's own alerts, sent to the Alertmanagers above.
+	Notify Notify   `yaml:"notify"`
+	Routes []*Route `yaml:"routes"`
 
 	deprecations []string
 }
@@ -255,6 +257,7 @@ const (
 )
 
 func (c *Config) setDefaults() {
+	c.Notify.setDefaults()
 	d := func(p *model.Duration, v time.Duration) {
 		if *p == 0 {
 			*p = model.Duration(v)
@@ -423,6 +426,9 @@ func loadFileMode(path string, knownRunbooks []string, mode secretMode) (*Config
 }
 
 func (c *Config) validate(known []string) error {
+	if err := c.Notify.validate(); err != nil {
+		return err
+	}
 	if err := c.Redis.validate(); err != nil {
 		return err
 	}

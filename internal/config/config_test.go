@@ -40,6 +40,7 @@ var rejections = map[string]string{
 	"bad.webhook-tls-moved.yml":          "webhook.tls: moved to the web configuration file (--web.config.file): tls_server_config",
 	"bad.body-limit.yml":                 "webhook.max_body_bytes: must be positive",
 	"bad.workers.yml":                    "workers.count: must be between 1 and 256",
+	"bad.notify-interval.yml":            "notify.interval: 100ms is outside 1s–10m",
 	"bad.claim-after.yml":                "workers.claim_after: must be at least 1s",
 	"bad.reconcile-interval.yml":         "workers.reconcile_interval: must be between 1s and 10m",
 	"bad.lock-ttl.yml":                   "locks.ttl: must be at least 1s",

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/node-healer/node-healer/internal/runbooks"
+	"github.com/node-healer/node-healer/internal/testenv"
+)
+
+// pagedAlerts records what Alertmanager delivers to the humans' webhook.
+type pagedAlerts struct {
+	mu     sync.Mutex
+	groups map[string]bool // groupKey of every notification
+	seen   []struct {
+		Status string            `json:"status"`
+		Labels map[string]string `json:"labels"`
+	}
+}
+
+func (p *pagedAlerts) find(status, name, node string) map[string]string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, a := range p.seen {
+		if a.Status == status && a.Labels["alertname"] == name && a.Labels["node"] == node {
+			return a.Labels
+		}
+	}
+	return nil
+}
+
+// TestEscalationPagesThroughAlertmanager: a run escalated by two
+// replicas' node-healer (a PodDisruptionBudget blocks the drain) becomes
+// one NodeHealerEscalated alert at a real Alertmanager, which its route
+// delivers to the humans with the node, run and reason; removing the
+// node's needs-attention label resolves it.
+func TestEscalationPagesThroughAlertmanager(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	ctx := context.Background()
+	paged := &pagedAlerts{groups: map[string]bool{}}
+	humans := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var n struct {
+			GroupKey string `json:"groupKey"`
+			Alerts   []struct {
+				Status string            `json:"status"`
+				Labels map[string]string `json:"labels"`
+			} `json:"alerts"`
+		}
+		b, _ := io.ReadAll(r.Body)
+		if json.Unmarshal(b, &n) == nil {
+			paged.mu.Lock()
+			paged.groups[n.GroupKey] = true
+			for _, a := range n.Alerts {
+				paged.seen = append(paged.seen, struct {
+					Status string            `json:"status"`
+					Labels map[string]string `json:"labels"`
+				}{a.Status, a.Labels})
+			}
+			paged.mu.Unlock()
+		}
+	}))
+	defer humans.Close()
+	am := testenv.NewAlertmanager(t, fmt.Sprintf(`route:
+  receiver: "null"
+  group_by: [alertname, node]
+  group_wait: 100ms
+  group_interval: 500ms
+  repeat_interval: 1h
+  routes:
+    - matchers: ['source="node-healer"']
+      receiver: humans
+receivers:
+  - name: "null"
+  - name: humans
+    webhook_configs: [{url: %q, send_resolved: true}]
+`, humans.URL))
+
+	createNodes(t, "page-n1")
+	must(t, cluster.EnsureNamespace(ctx, "page"))
+	if _, err := cluster.CreateReplicaSetPods(ctx, "page", "db", "page-n1", 1); err != nil {
+		t.Fatal(err)
+	}
+	blockingPDB(t, "page", "db")
+	r := testenv.NewRedis(t)
+	extra := fmt.Sprintf("alertmanagers: [{urls: [%q]}]\nnotify: {interval: 1s, external_url: 'http://node-healer.example:9095'}", am.URL)
+	a, _ := startReceiverWith(t, r, extra, healRoutes, "page-a")
+	startReceiverWith(t, r, extra, healRoutes, "page-b")
+
+	_, reply := a.post(t, amPayload("NodeReadonlyFilesystem", "page-n1", "fp-page"))
+	run := a.waitRunFor(t, reply.Alerts[0].RunID, 60*time.Second)
+	if run.Status != runbooks.StatusEscalated {
+		t.Fatalf("run %s: %s", run.Status, stepsOutcomes(run))
+	}
+	var labels map[string]string
+	waitFor(t, "NodeHealerEscalated delivered to the humans", 30*time.Second, func() bool {
+		labels = paged.find("firing", "NodeHealerEscalated", "page-n1")
+		return labels != nil
+	})
+	if labels["run"] != run.ID || labels["runbook"] != "reboot" || labels["severity"] != "critical" || labels["reason"] == "" {
+		t.Errorf("escalation labels %v (run %s)", labels, run.ID)
+	}
+	alerts, err := am.Alerts(ctx)
+	if err != nil || len(alerts) != 1 || alerts[0].GeneratorURL != "http://node-healer.example:9095/api/v1/runs/"+run.ID {
+		t.Fatalf("two replicas, one escalation: Alertmanager holds %+v (%v)", alerts, err)
+	}
+
+	// The operator handles the node and clears the mark.
+	patch := fmt.Sprintf(`{"metadata":{"labels":{%q:null}}}`, runbooks.LabelNeedsAttention)
+	if _, err := cluster.Client.CoreV1().Nodes().Patch(ctx, "page-n1", types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the escalation resolved", 30*time.Second, func() bool {
+		return paged.find("resolved", "NodeHealerEscalated", "page-n1") != nil
+	})
+	paged.mu.Lock()
+	defer paged.mu.Unlock()
+	if len(paged.groups) != 1 {
+		t.Errorf("notifications in %d groups, want one: %v", len(paged.groups), paged.groups)
+	}
+}
