@@ -85,6 +85,9 @@ func cli(args []string, stdout, stderr io.Writer) int {
 	status.Flag("output", "Output format: text or json.").Short('o').Default("text").EnumVar(&so2.Output, "text", "json")
 	pause.Flag("reason", "Why (shown in status, logs and Events).").Required().StringVar(&so2.Reason)
 
+	var ho healOptions
+	heal := healCommand(app, &ho)
+
 	cmd, err := app.Parse(args)
 	if exited {
 		return 0
@@ -116,6 +119,9 @@ func cli(args []string, stdout, stderr io.Writer) int {
 		err = runPause(ctx, so2, true, stdout)
 	case resume.FullCommand():
 		err = runPause(ctx, so2, false, stdout)
+	case heal.FullCommand():
+		ho.Token = os.Getenv("NODE_HEALER_TOKEN")
+		err = runHeal(ctx, ho, stdout)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "receiver: %v\n", err)
