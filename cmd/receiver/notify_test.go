@@ -39,16 +39,10 @@ func (p *pagedAlerts) find(status, name, node string) map[string]string {
 	return nil
 }
 
-// TestEscalationPagesThroughAlertmanager: a run escalated by two
-// replicas' node-healer (a PodDisruptionBudget blocks the drain) becomes
-// one NodeHealerEscalated alert at a real Alertmanager, which its route
-// delivers to the humans with the node, run and reason; removing the
-// node's needs-attention label resolves it.
-func TestEscalationPagesThroughAlertmanager(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration")
-	}
-	ctx := context.Background()
+// startPagedAlertmanager is a real Alertmanager that routes node-healer's
+// alerts (source="node-healer") to a webhook standing in for the humans.
+func startPagedAlertmanager(t *testing.T) (*pagedAlerts, *testenv.Alertmanager) {
+	t.Helper()
 	paged := &pagedAlerts{groups: map[string]bool{}}
 	humans := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var n struct {
@@ -71,7 +65,7 @@ func TestEscalationPagesThroughAlertmanager(t *testing.T) {
 			paged.mu.Unlock()
 		}
 	}))
-	defer humans.Close()
+	t.Cleanup(humans.Close)
 	am := testenv.NewAlertmanager(t, fmt.Sprintf(`route:
   receiver: "null"
   group_by: [alertname, node]
@@ -87,6 +81,20 @@ receivers:
     webhook_configs: [{url: %q, send_resolved: true}]
 `, humans.URL))
 
+	return paged, am
+}
+
+// TestEscalationPagesThroughAlertmanager: a run escalated by two
+// replicas' node-healer (a PodDisruptionBudget blocks the drain) becomes
+// one NodeHealerEscalated alert at a real Alertmanager, which its route
+// delivers to the humans with the node, run and reason; removing the
+// node's needs-attention label resolves it.
+func TestEscalationPagesThroughAlertmanager(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	ctx := context.Background()
+	paged, am := startPagedAlertmanager(t)
 	createNodes(t, "page-n1")
 	must(t, cluster.EnsureNamespace(ctx, "page"))
 	if _, err := cluster.CreateReplicaSetPods(ctx, "page", "db", "page-n1", 1); err != nil {
@@ -129,4 +137,40 @@ receivers:
 	if len(paged.groups) != 1 {
 		t.Errorf("notifications in %d groups, want one: %v", len(paged.groups), paged.groups)
 	}
+}
+
+// TestHeldRunPages: a run held by an Alertmanager silence longer than
+// notify.held_after raises NodeHealerRunHeld with the hold's kind; it
+// resolves once the silence expires and the run proceeds.
+func TestHeldRunPages(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	ctx := context.Background()
+	paged, am := startPagedAlertmanager(t)
+	createNodes(t, "held-n1")
+	// Silences the remediation alert only, not node-healer's own alerts.
+	silID, err := am.AddSilence(ctx, []string{`alertname="NodeKernelDeadlock"`, `node="held-n1"`}, time.Hour, "hardware swap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra := fmt.Sprintf("alertmanagers: [{urls: [%q]}]\nnotify: {interval: 1s, held_after: 2s}", am.URL)
+	rec, _ := startReceiverWith(t, testenv.NewRedis(t), extra, defaultRoutes, "held")
+	_, reply := rec.post(t, amPayload("NodeKernelDeadlock", "held-n1", "fp-held"))
+	id := reply.Alerts[0].RunID
+	var labels map[string]string
+	waitFor(t, "NodeHealerRunHeld delivered", 30*time.Second, func() bool {
+		labels = paged.find("firing", "NodeHealerRunHeld", "held-n1")
+		return labels != nil
+	})
+	if labels["run"] != id || labels["reason"] != "silenced" || labels["severity"] != "warning" {
+		t.Errorf("held alert labels %v (run %s)", labels, id)
+	}
+	must(t, am.ExpireSilence(ctx, silID))
+	if run := rec.waitRunFor(t, id, 60*time.Second); run.Status != runbooks.StatusSucceeded {
+		t.Fatalf("run %s: %s", run.Status, stepsOutcomes(run))
+	}
+	waitFor(t, "NodeHealerRunHeld resolved", 30*time.Second, func() bool {
+		return paged.find("resolved", "NodeHealerRunHeld", "held-n1") != nil
+	})
 }
