@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/node-healer/node-healer/internal/bmcsim"
 	"github.com/node-healer/node-healer/internal/handlers"
 	"github.com/node-healer/node-healer/internal/runbooks"
 	"github.com/node-healer/node-healer/internal/testenv"
@@ -88,19 +89,24 @@ func TestManualDryRunChangesNothing(t *testing.T) {
 }
 
 // TestManualRebootSilenced: a silence on the node holds a manual reboot
-// like an alert's: deferred, nothing done to the node.
+// like an alert's (deferred, nothing done to the node); once it expires
+// the reboot runs, and the node's Event says why.
 func TestManualRebootSilenced(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration")
 	}
 	createNodes(t, "man-sil-n1")
+	b := startBMC(t, bmcsim.System{ID: "man-sil-n1"})
 	am := testenv.NewAlertmanager(t, "")
-	if _, err := am.AddSilence(context.Background(), []string{`node="man-sil-n1"`}, time.Hour, "hardware swap"); err != nil {
+	ctx := context.Background()
+	silID, err := am.AddSilence(ctx, []string{`node="man-sil-n1"`}, time.Hour, "hardware swap")
+	if err != nil {
 		t.Fatal(err)
 	}
-	extra := "alertmanager: {urls: [" + am.URL + "]}\nsafety: {settle: 10ms, breaker: {max_unhealthy_percent: 100}}"
+	extra := "bmc: {inventory_file: " + b.Inventory + "}\nalertmanager: {urls: [" + am.URL + "]}\nsafety: {settle: 10ms, breaker: {max_unhealthy_percent: 100}}"
 	rec, _ := startReceiverWith(t, testenv.NewRedis(t), extra, defaultRoutes, "manual-silence")
-	code, reply, body := rec.heal(t, `{"node":"man-sil-n1","runbook":"reboot","reason":"kernel oops"}`, token)
+	code, reply, body := rec.heal(t, `{"node":"man-sil-n1","runbook":"reboot","reason":"kernel oops","requested_by":"bob",
+"params":{"reboot_timeout":"4s","ready_timeout":"60s","healthy_for":"500ms","drain_timeout":"30s"}}`, token)
 	if code != http.StatusAccepted {
 		t.Fatalf("%d %s", code, body)
 	}
@@ -113,8 +119,22 @@ func TestManualRebootSilenced(t *testing.T) {
 	if run.Status != runbooks.StatusDeferred || len(run.Timeline) != 0 || !strings.Contains(run.Hold.Reason, "hardware swap") {
 		t.Fatalf("run %+v hold %+v", run, run.Hold)
 	}
-	if n := node(t, "man-sil-n1"); n.Spec.Unschedulable {
-		t.Fatal("a silenced node was cordoned by a manual reboot")
+	if n := node(t, "man-sil-n1"); n.Spec.Unschedulable || len(b.Sim.Resets("man-sil-n1")) != 0 {
+		t.Fatal("a manual reboot touched a silenced node")
+	}
+	must(t, am.ExpireSilence(ctx, silID))
+	run = rec.waitRunFor(t, reply.Run, 90*time.Second)
+	if run.Status != runbooks.StatusSucceeded || len(b.Sim.Resets("man-sil-n1")) != 1 {
+		t.Fatalf("run %s: %s resets %v\n%s", run.Status, run.Error, b.Sim.Resets("man-sil-n1"), stepsOutcomes(run))
+	}
+	found := false
+	for _, e := range nodeEvents(t, "man-sil-n1") {
+		if e.Reason == "NodeHealerRebooting" && strings.Contains(e.Message, "kernel oops (requested by bob)") && strings.Contains(e.Message, "alert manual") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no NodeHealerRebooting Event with the manual reason: %+v", nodeEvents(t, "man-sil-n1"))
 	}
 }
 

@@ -201,10 +201,16 @@ func (m *manualHandler) request(req ManualRequest) runbooks.Request {
 	if len(req.Params) > 0 {
 		params = req.Params
 	}
+	// The reason label is what the reset steps write on the node (the
+	// last-remediation annotation, the NodeHealerRebooting Event).
+	why := req.Reason
+	if req.RequestedBy != "" {
+		why += " (requested by " + req.RequestedBy + ")"
+	}
 	return runbooks.Request{
 		RunID: runbooks.RunID(id.String(), now.Truncate(ManualDedupe)), Node: req.Node,
 		Route: ManualRoute, Runbook: req.Runbook, DryRun: dry, Params: params, Enqueued: now,
-		Labels:      map[string]string{"alertname": ManualRoute, "node": req.Node},
+		Labels:      map[string]string{"alertname": ManualRoute, "node": req.Node, "reason": why},
 		RequestedBy: req.RequestedBy, Reason: req.Reason,
 	}
 }

@@ -102,7 +102,7 @@ func TestManualRunQueued(t *testing.T) {
 	q := s.in.reqs[0]
 	if q.RunID != r.Run || q.Node != "n1" || q.Runbook != "reboot" || q.Route != ManualRoute || q.DryRun ||
 		q.Reason != "ECC errors, ticket OPS-1" || q.RequestedBy != "alice" || q.Params["drain_timeout"] != "2m" ||
-		q.Labels["alertname"] != ManualRoute || q.Labels["node"] != "n1" || q.Fingerprint != "" || !q.Enqueued.Equal(s.now) {
+		q.Labels["alertname"] != ManualRoute || q.Labels["node"] != "n1" || q.Labels["reason"] != "ECC errors, ticket OPS-1 (requested by alice)" || q.Fingerprint != "" || !q.Enqueued.Equal(s.now) {
 		t.Fatalf("queued %+v", q)
 	}
 	if len(s.in.firing) != 0 {
