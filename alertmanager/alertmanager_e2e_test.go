@@ -121,8 +121,12 @@ func TestWithRealAlertmanager(t *testing.T) {
 	})
 	waitReady(t, base+"/-/ready")
 
-	// 1. A remediation alert alone reaches node-healer, with the token.
-	post(t, base, alert("NodeKernelDeadlock", "n3", true))
+	// 1. A remediation alert alone reaches node-healer, with the token;
+	// node-healer's own alerts posted with it never do, even one carrying
+	// the remediation labels.
+	post(t, base, alert("NodeKernelDeadlock", "n3", true),
+		selfAlert("NodeHealerEscalated", "n5", true),
+		selfAlert("NodeHealerRunFailed", "n6", false))
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		name, auth := sink.delivered("n3")
@@ -139,6 +143,14 @@ func TestWithRealAlertmanager(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	// Had they been routed to node-healer, their groups (group_wait 1s)
+	// would have been flushed with n3's.
+	time.Sleep(3 * time.Second)
+	for _, n := range []string{"n5", "n6"} {
+		if name, _ := sink.delivered(n); name != "" {
+			t.Errorf("node-healer's own alert %s for %s was delivered to node-healer's webhook", name, n)
+		}
+	}
 
 	// 2. Inhibitions.
 	post(t, base,
@@ -147,6 +159,7 @@ func TestWithRealAlertmanager(t *testing.T) {
 		alert("NodeNotReady", "n2", true),
 		map[string]any{"labels": map[string]string{"alertname": "NodeDiskIOSaturated", "node": "n2", "device": "sda", "severity": "warning"}},
 		map[string]any{"labels": map[string]string{"alertname": "NodeDiskIOSaturated", "node": "n4", "device": "sda", "severity": "warning"}},
+		selfAlert("NodeHealerEscalated", "n2", false),
 	)
 	want := map[string]bool{ // alertname/node → inhibited
 		"NodeHealerManyNodesUnhealthy/": false,
@@ -155,6 +168,9 @@ func TestWithRealAlertmanager(t *testing.T) {
 		"NodeNotReady/n2":               true,  // remediation: by the cluster-wide alert
 		"NodeDiskIOSaturated/n2":        true,  // by NodeNotReady on n2
 		"NodeDiskIOSaturated/n4":        false, // other node, not remediation
+		"NodeHealerEscalated/n2":        false, // node-healer's own: never muted by NodeNotReady
+		"NodeHealerEscalated/n5":        false, // nor by the cluster-wide alert, node_healer or not
+		"NodeHealerRunFailed/n6":        false,
 	}
 	var got map[string]bool
 	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
@@ -168,6 +184,17 @@ func TestWithRealAlertmanager(t *testing.T) {
 func alert(name, node string, remediation bool) map[string]any {
 	l := map[string]string{"alertname": name, "node": node, "severity": "critical"}
 	if remediation {
+		l["node_healer"], l["remediation"] = "true", "reboot"
+	}
+	return map[string]any{"labels": l}
+}
+
+// selfAlert is an alert node-healer pushes about a node; withRemediation
+// adds the labels of a remediation alert, which must not change its routing.
+func selfAlert(name, node string, withRemediation bool) map[string]any {
+	l := map[string]string{"alertname": name, "node": node, "run": "r-" + node, "runbook": "reboot",
+		"reason": "test", "severity": "critical", "source": "node-healer"}
+	if withRemediation {
 		l["node_healer"], l["remediation"] = "true", "reboot"
 	}
 	return map[string]any{"labels": l}

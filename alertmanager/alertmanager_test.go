@@ -151,13 +151,14 @@ func TestRemediationMatchesRules(t *testing.T) {
 }
 
 // TestFragmentMatchesExample: the complete example contains the fragment's
-// route (first), receiver and inhibit rules unchanged.
+// routes (first, in order), receivers and inhibit rules unchanged.
 func TestFragmentMatchesExample(t *testing.T) {
 	frag := readYAML(t, "node-healer-route.yml")
 	full := readYAML(t, "alertmanager.yml")
 	routes := full["route"].(map[string]any)["routes"].([]any)
-	if !reflect.DeepEqual(routes[0], frag["routes"].([]any)[0]) {
-		t.Errorf("first route of alertmanager.yml differs from node-healer-route.yml:\n%v\n%v", routes[0], frag["routes"].([]any)[0])
+	want := frag["routes"].([]any)
+	if len(routes) < len(want) || !reflect.DeepEqual(routes[:len(want)], want) {
+		t.Errorf("the first %d routes of alertmanager.yml differ from node-healer-route.yml's routes:\n%v\n%v", len(want), routes, want)
 	}
 	for _, key := range []string{"receivers", "inhibit_rules"} {
 		for _, want := range frag[key].([]any) {
