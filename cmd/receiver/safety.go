@@ -57,7 +57,7 @@ func newGate(cfg *config.Config, rdb redis.UniversalClient, nodes safety.NodeLis
 			MaxRuns: sf.MaxConcurrentRuns, MaxControlPlaneRuns: sf.MaxConcurrentControlPlane,
 			Reboots:  locks.Limit{Rate: sf.Reboots.Count, Period: time.Duration(sf.Reboots.Period), Burst: sf.Reboots.Burst},
 			NodeRuns: sf.NodeRuns.Max, NodeWindow: time.Duration(sf.NodeRuns.Window),
-			BreakerPercent: sf.Breaker.MaxUnhealthyPercent, BreakerNodes: sf.Breaker.MaxUnhealthyNodes, BreakerMinNodes: sf.Breaker.MinUnhealthyNodes, BreakerHold: time.Duration(sf.Breaker.Hold),
+			BreakerPercent: sf.Breaker.MaxUnhealthyPercent, BreakerNodes: sf.Breaker.MaxUnhealthyNodes, BreakerMinNodes: sf.Breaker.MinUnhealthyNodes, BreakerHold: time.Duration(sf.Breaker.Hold), BreakerGroupBy: sf.Breaker.GroupBy,
 			Settle: time.Duration(sf.Settle), SlotTTL: 3 * time.Duration(cfg.Workers.ClaimAfter), ExcludeLabel: sf.ExcludeLabel,
 		},
 		Redis: rdb, Prefix: p, Nodes: nodes, Log: log,

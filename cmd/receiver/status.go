@@ -104,6 +104,13 @@ func printStatus(out io.Writer, st *safety.Status) {
 	}
 	fmt.Fprintf(out, "breaker: %s — %d of %d nodes unhealthy or under remediation, threshold %s (evaluated %s)\n",
 		state, b.Unhealthy, b.Total, b.Threshold, b.Evaluated.Format(time.RFC3339))
+	for _, g := range b.Groups {
+		gs := "closed"
+		if g.Open {
+			gs = "OPEN (no new runs start there)"
+		}
+		fmt.Fprintf(out, "  %s=%q: %s — %d of %d nodes\n", b.GroupBy, g.Value, gs, g.Unhealthy, g.Total)
+	}
 	next := "now"
 	if !st.Reboots.NextAllowed.IsZero() {
 		next = st.Reboots.NextAllowed.Format(time.RFC3339)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // Config is the whole configuration file.
@@ -81,6 +82,10 @@ type Breaker struct {
 	MaxUnhealthyNodes   int            `yaml:"max_unhealthy_nodes"`
 	MinUnhealthyNodes   int            `yaml:"min_unhealthy_nodes"`
 	Hold                model.Duration `yaml:"hold"`
+	// GroupBy names a node label (e.g. topology.kubernetes.io/zone): the
+	// thresholds also apply to each group of nodes sharing its value, so
+	// one failure domain going bad stops remediation there only.
+	GroupBy string `yaml:"group_by"`
 }
 
 // NodeExec configures the privileged pods that run host commands.
@@ -484,6 +489,11 @@ func (c *Config) validate(known []string) error {
 	}
 	if sf.Breaker.MaxUnhealthyPercent < 0 || sf.Breaker.MaxUnhealthyPercent > 100 || sf.Breaker.MaxUnhealthyNodes < 0 {
 		return fmt.Errorf("safety.breaker.max_unhealthy_percent: must be between 0 and 100, got %v", sf.Breaker.MaxUnhealthyPercent)
+	}
+	if g := sf.Breaker.GroupBy; g != "" {
+		if errs := validation.IsQualifiedName(g); len(errs) > 0 {
+			return fmt.Errorf("safety.breaker.group_by: %q is not a node label name: %s", g, strings.Join(errs, "; "))
+		}
 	}
 	if len(c.Routes) == 0 {
 		return errors.New("routes: at least one route is required")

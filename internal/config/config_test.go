@@ -38,6 +38,7 @@ var rejections = map[string]string{
 	"bad.token-missing.yml":              "webhook.auth.bearer_token_file: open",
 	"bad.token-empty.yml":                "webhook.auth.bearer_token_file:",
 	"bad.webhook-tls-moved.yml":          "webhook.tls: moved to the web configuration file (--web.config.file): tls_server_config",
+	"bad.breaker-group-by.yml":           `safety.breaker.group_by: "not a label!" is not a node label name`,
 	"bad.body-limit.yml":                 "webhook.max_body_bytes: must be positive",
 	"bad.workers.yml":                    "workers.count: must be between 1 and 256",
 	"bad.notify-interval.yml":            "notify.interval: 100ms is outside 1s–10m",

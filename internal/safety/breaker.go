@@ -2,12 +2,16 @@ package safety
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/node-healer/node-healer/internal/runbooks"
 )
 
 // BreakerState is the blast-radius breaker as last evaluated.
@@ -19,10 +23,40 @@ type BreakerState struct {
 	Since      time.Time `json:"since,omitzero"`      // opened at (open) or closed at
 	BelowSince time.Time `json:"belowSince,omitzero"` // under the threshold since (open, closing)
 	Evaluated  time.Time `json:"evaluated"`
+	// GroupBy is the node label the breaker also applies per value of
+	// (safety.breaker.group_by, e.g. topology.kubernetes.io/zone).
+	GroupBy string       `json:"groupBy,omitempty"`
+	Groups  []GroupState `json:"groups,omitempty"`
+}
+
+// GroupState is the breaker of one failure domain: the nodes sharing a
+// value of the group_by label (nodes without it form the group "").
+type GroupState struct {
+	Value     string    `json:"value"`
+	Open      bool      `json:"open"`
+	Unhealthy int       `json:"unhealthy"`
+	Total     int       `json:"total"`
+	Since     time.Time `json:"since,omitzero"`
+}
+
+// OpenGroup returns the open group a node with these labels is in.
+func (st BreakerState) OpenGroup(labels map[string]string) (GroupState, bool) {
+	if st.GroupBy == "" {
+		return GroupState{}, false
+	}
+	v := labels[st.GroupBy]
+	for _, g := range st.Groups {
+		if g.Value == v && g.Open {
+			return g, true
+		}
+	}
+	return GroupState{}, false
 }
 
 // Breaker counts unhealthy nodes — NotReady, with a firing node-healer
-// alert, or under remediation — and opens above the threshold. It closes
+// alert, under remediation, or escalated and not yet cleared by a human
+// (label node-healer.io/needs-attention) — and opens above the threshold,
+// cluster-wide and, with GroupBy, per failure domain. It closes
 // only after the count stayed under the threshold for the hold period.
 // Its state lives in Redis, so every replica agrees.
 type Breaker struct {
@@ -118,7 +152,12 @@ func (b *Breaker) Evaluate(ctx context.Context, nodes []NodeInfo) (BreakerState,
 	for _, n := range nodesOfHolders(active) {
 		bad[n] = true
 	}
-	st := BreakerState{Unhealthy: len(bad), Total: len(nodes), Threshold: b.threshold()}
+	for _, n := range nodes {
+		if n.Labels[runbooks.LabelNeedsAttention] != "" {
+			bad[n.Name] = true
+		}
+	}
+	st := BreakerState{Unhealthy: len(bad), Total: len(nodes), Threshold: b.threshold(), GroupBy: b.g.L.BreakerGroupBy}
 	over := "0"
 	if b.over(st.Unhealthy, st.Total) {
 		over = "1"
@@ -131,6 +170,11 @@ func (b *Breaker) Evaluate(ctx context.Context, nodes []NodeInfo) (BreakerState,
 	st.Since = msTime(res[1])
 	st.BelowSince = msTime(res[2])
 	st.Evaluated = msTime(res[3])
+	if st.GroupBy != "" {
+		if st.Groups, err = b.evaluateGroups(ctx, nodes, bad); err != nil {
+			return BreakerState{}, err
+		}
+	}
 	b.mu.Lock()
 	b.last, b.lastAt = st, time.Now()
 	b.mu.Unlock()
@@ -141,6 +185,59 @@ func (b *Breaker) Evaluate(ctx context.Context, nodes []NodeInfo) (BreakerState,
 	return st, nil
 }
 
+// evaluateGroups applies the threshold to each value of the group_by
+// label, each group with its own state (and hold) in Redis.
+func (b *Breaker) evaluateGroups(ctx context.Context, nodes []NodeInfo, bad map[string]bool) ([]GroupState, error) {
+	type count struct{ unhealthy, total int }
+	groups := map[string]*count{}
+	for _, n := range nodes {
+		v := n.Labels[b.g.L.BreakerGroupBy]
+		c := groups[v]
+		if c == nil {
+			c = &count{}
+			groups[v] = c
+		}
+		c.total++
+		if bad[n.Name] {
+			c.unhealthy++
+		}
+	}
+	values := make([]string, 0, len(groups))
+	for v := range groups {
+		values = append(values, v)
+	}
+	sort.Strings(values)
+	out := make([]GroupState, 0, len(values))
+	for _, v := range values {
+		c := groups[v]
+		over := "0"
+		if b.over(c.unhealthy, c.total) {
+			over = "1"
+		}
+		res, err := breakerScript.Run(ctx, b.g.Redis, []string{b.groupKey(v)}, over, b.g.L.BreakerHold.Milliseconds(), c.unhealthy, c.total).Int64Slice()
+		if err != nil {
+			return nil, fmt.Errorf("breaker of %s=%q: %w", b.g.L.BreakerGroupBy, v, err)
+		}
+		out = append(out, GroupState{Value: v, Open: res[0] == 1, Unhealthy: c.unhealthy, Total: c.total, Since: msTime(res[1])})
+	}
+	// What status shows, and what a group that has no nodes any more
+	// leaves behind, is this list.
+	js, err := json.Marshal(out)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.g.Redis.HSet(ctx, b.key(), "groups", js).Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// groupKey is one key per group; each script call touches one key, so
+// Redis Cluster may place them anywhere.
+func (b *Breaker) groupKey(value string) string {
+	return b.key() + ":group:" + value
+}
+
 // State reads the last evaluated state without evaluating.
 func (b *Breaker) State(ctx context.Context) (BreakerState, error) {
 	m, err := b.g.Redis.HGetAll(ctx, b.key()).Result()
@@ -148,8 +245,12 @@ func (b *Breaker) State(ctx context.Context) (BreakerState, error) {
 		return BreakerState{}, err
 	}
 	num := func(k string) int64 { v, _ := strconv.ParseInt(m[k], 10, 64); return v }
-	return BreakerState{Open: m["open"] == "1", Unhealthy: int(num("unhealthy")), Total: int(num("total")), Threshold: b.threshold(),
-		Since: msTime(num("since")), BelowSince: msTime(num("below")), Evaluated: msTime(num("evaluated"))}, nil
+	st := BreakerState{Open: m["open"] == "1", Unhealthy: int(num("unhealthy")), Total: int(num("total")), Threshold: b.threshold(),
+		Since: msTime(num("since")), BelowSince: msTime(num("below")), Evaluated: msTime(num("evaluated")), GroupBy: b.g.L.BreakerGroupBy}
+	if g := m["groups"]; g != "" && st.GroupBy != "" {
+		_ = json.Unmarshal([]byte(g), &st.Groups)
+	}
+	return st, nil
 }
 
 func msTime(ms int64) time.Time {

@@ -27,6 +27,7 @@ type Limits struct {
 	BreakerNodes        int           // open above this many unhealthy nodes (0: off)
 	BreakerMinNodes     int           // never open with fewer unhealthy nodes than this
 	BreakerHold         time.Duration // stays open until under the threshold this long
+	BreakerGroupBy      string        // node label: the threshold also applies per value (failure domain)
 	Settle              time.Duration // a new run waits this long after its alert arrived
 	SlotTTL             time.Duration // a crashed holder's slot frees after this
 	ExcludeLabel        string        // node label (=true) that opts a node out
@@ -179,6 +180,12 @@ func (g *Gate) Admit(ctx context.Context, run *runbooks.Run) (runbooks.Decision,
 		if st.Open {
 			return deny("breaker", "blast-radius breaker open: %d of %d nodes unhealthy or under remediation (threshold %s); starting nothing new",
 				st.Unhealthy, st.Total, st.Threshold), nil
+		}
+		if node != nil {
+			if grp, open := st.OpenGroup(node.Labels); open {
+				return deny("breaker", "blast-radius breaker open for %s=%q: %d of %d nodes there unhealthy or under remediation (threshold %s); starting nothing new in that failure domain",
+					st.GroupBy, grp.Value, grp.Unhealthy, grp.Total, st.Threshold), nil
+			}
 		}
 		if g.L.NodeRuns > 0 && !run.DryRun {
 			n, err := g.Window.Count(ctx, "node-runs:"+run.Node, g.L.NodeWindow)
