@@ -143,7 +143,7 @@ func checkTimeline(t *testing.T, r *runbooks.Run) {
 func TestKernelDeadlockHungNodeIsPowerCycled(t *testing.T) {
 	p := start(t, pipeline.Options{Faults: map[string]bmcsim.Faults{"node-1": {IgnoreGraceful: true}}})
 	tr := follow(t, p, "node-1", 150*time.Second)
-	want := "cordon:done drain:done soft-reboot:done wait-reboot:done power-cycle:done wait-ready:done verify-health:done uncordon:done"
+	want := "cordon:done drain:done capture:done soft-reboot:done wait-reboot:done power-cycle:done wait-ready:done verify-health:done uncordon:done"
 	if tr.Run.Status != runbooks.StatusSucceeded || outcomes(tr.Run) != want {
 		t.Fatalf("run %s %q\n got %s\nwant %s", tr.Run.Status, tr.Run.Error, outcomes(tr.Run), want)
 	}
@@ -172,7 +172,7 @@ func TestKernelDeadlockHungNodeIsPowerCycled(t *testing.T) {
 func TestKernelDeadlockSoftRebootWorks(t *testing.T) {
 	p := start(t, pipeline.Options{})
 	tr := follow(t, p, "node-1", 150*time.Second)
-	want := "cordon:done drain:done soft-reboot:done wait-reboot:done power-cycle:skipped wait-ready:done verify-health:done uncordon:done"
+	want := "cordon:done drain:done capture:done soft-reboot:done wait-reboot:done power-cycle:skipped wait-ready:done verify-health:done uncordon:done"
 	if tr.Run.Status != runbooks.StatusSucceeded || outcomes(tr.Run) != want {
 		t.Fatalf("run %s %q\n got %s\nwant %s", tr.Run.Status, tr.Run.Error, outcomes(tr.Run), want)
 	}

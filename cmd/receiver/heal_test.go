@@ -163,7 +163,7 @@ func TestRebootSoftWorks(t *testing.T) {
 	}
 	_, reply := rec.post(t, amPayload("NodeKernelDeadlock", "soft-n1", "fp-soft"))
 	run := rec.waitRunFor(t, reply.Alerts[0].RunID, 90*time.Second)
-	want := "cordon:done drain:done soft-reboot:done wait-reboot:done power-cycle:skipped wait-ready:done verify-health:done uncordon:done"
+	want := "cordon:done drain:done capture:done soft-reboot:done wait-reboot:done power-cycle:skipped wait-ready:done verify-health:done uncordon:done"
 	if run.Status != runbooks.StatusSucceeded || stepsOutcomes(run) != want {
 		t.Fatalf("run %s: %s\n%s\nwant %s", run.Status, run.Error, stepsOutcomes(run), want)
 	}
@@ -189,7 +189,7 @@ func TestRebootHungNodeIsPowerCycled(t *testing.T) {
 	rec := startHealer(t, b)
 	_, reply := rec.post(t, amPayload("NodeKernelDeadlock", "hung-n1", "fp-hung"))
 	run := rec.waitRunFor(t, reply.Alerts[0].RunID, 90*time.Second)
-	want := "cordon:done drain:done soft-reboot:done wait-reboot:done power-cycle:done wait-ready:done verify-health:done uncordon:done"
+	want := "cordon:done drain:done capture:done soft-reboot:done wait-reboot:done power-cycle:done wait-ready:done verify-health:done uncordon:done"
 	if run.Status != runbooks.StatusSucceeded || stepsOutcomes(run) != want {
 		t.Fatalf("run %s: %s\n%s\nwant %s", run.Status, run.Error, stepsOutcomes(run), want)
 	}
@@ -197,8 +197,8 @@ func TestRebootHungNodeIsPowerCycled(t *testing.T) {
 	if got := b.resets("hung-n1"); fmt.Sprint(got) != "[GracefulRestart ForceRestart]" {
 		t.Fatalf("BMC resets %v", got)
 	}
-	if !strings.Contains(run.Timeline[3].Detail, "reboot failed") || !strings.Contains(run.Timeline[4].Detail, "ForceRestart") {
-		t.Errorf("timeline details: %q / %q", run.Timeline[3].Detail, run.Timeline[4].Detail)
+	if !strings.Contains(run.Timeline[4].Detail, "reboot failed") || !strings.Contains(run.Timeline[5].Detail, "ForceRestart") {
+		t.Errorf("timeline details: %q / %q", run.Timeline[4].Detail, run.Timeline[5].Detail)
 	}
 	for _, e := range run.Timeline {
 		if e.End.IsZero() || e.End.Before(e.Start) {
@@ -231,8 +231,8 @@ func TestBMCErrorOnResetSendsExactlyOne(t *testing.T) {
 	if hard != 1 {
 		t.Fatalf("%d hard reset requests reached the BMC (%v), want exactly 1", hard, b.Sim.Resets("err-n1"))
 	}
-	if !strings.Contains(run.Timeline[4].Detail, "not resent") {
-		t.Errorf("power-cycle detail %q", run.Timeline[4].Detail)
+	if !strings.Contains(run.Timeline[5].Detail, "not resent") {
+		t.Errorf("power-cycle detail %q", run.Timeline[5].Detail)
 	}
 }
 
@@ -429,7 +429,7 @@ func TestFenceUnresponsiveNode(t *testing.T) {
 	_, reply := rec.post(t, amPayload("NodeNotReady", "fence-n1", "fp-fence"))
 	run := rec.waitRunFor(t, reply.Alerts[0].RunID, 90*time.Second)
 	close(stopWatch)
-	want := "cordon:done power-off:done out-of-service:done wait-evacuated:done power-on:done wait-ready:done verify-health:done remove-out-of-service:done uncordon:done"
+	want := "cordon:done capture:skipped power-off:done out-of-service:done wait-evacuated:done power-on:done wait-ready:done verify-health:done remove-out-of-service:done uncordon:done"
 	if run.Status != runbooks.StatusSucceeded || stepsOutcomes(run) != want {
 		t.Fatalf("run %s: %s\n%s\nwant %s", run.Status, run.Error, stepsOutcomes(run), want)
 	}

@@ -20,7 +20,7 @@ import (
 // failover (SIGKILL of the primary right after the hard reset was
 // decided and sent), with and without redis.min_replicas_acked.
 
-const hungRebootSteps = "cordon:done drain:done soft-reboot:done wait-reboot:done power-cycle:done wait-ready:done verify-health:done uncordon:done"
+const hungRebootSteps = "cordon:done drain:done capture:done soft-reboot:done wait-reboot:done power-cycle:done wait-ready:done verify-health:done uncordon:done"
 
 func TestHealOnRedisCluster(t *testing.T) {
 	if testing.Short() {

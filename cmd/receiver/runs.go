@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -99,4 +100,33 @@ func PrintRun(out io.Writer, r *runbooks.Run) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Step, e.Start.Format("15:04:05.000"), took, e.Outcome, e.Detail)
 	}
 	_ = tw.Flush()
+	printEvidence(out, r.Evidence)
+}
+
+// printEvidence writes what the capture step kept: each command, its
+// error if any, and its output indented.
+func printEvidence(out io.Writer, evidence []runbooks.Evidence) {
+	if len(evidence) == 0 {
+		return
+	}
+	fmt.Fprintln(out, "\nevidence captured before the reset:")
+	for _, ev := range evidence {
+		if ev.Command == "" {
+			fmt.Fprintf(out, "  %s\n", ev.Error)
+			continue
+		}
+		fmt.Fprintf(out, "$ %s", ev.Command)
+		if ev.Error != "" {
+			fmt.Fprintf(out, "  [%s]", ev.Error)
+		}
+		if ev.Truncated {
+			fmt.Fprintf(out, "  [truncated: the last %d bytes]", len(ev.Output))
+		}
+		fmt.Fprintln(out)
+		if ev.Output != "" {
+			for _, l := range strings.Split(strings.TrimRight(ev.Output, "\n"), "\n") {
+				fmt.Fprintf(out, "  %s\n", l)
+			}
+		}
+	}
 }
