@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/node-healer/node-healer/internal/runbooks"
 )
 
 func runCLI(args ...string) (int, string, string) {
@@ -181,5 +183,20 @@ func TestCheckConfigInventoryAndWebConfig(t *testing.T) {
 	code, out, errs = runCLI("check-config", "--web.config.file", web, cfg(good))
 	if code != 0 || !strings.Contains(out, "web-good.yml: OK — web configuration") {
 		t.Fatalf("good web config: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+}
+
+// TestPrintRunManual: runs show says who asked for a manual run and why.
+func TestPrintRunManual(t *testing.T) {
+	var out bytes.Buffer
+	PrintRun(&out, &runbooks.Run{ID: "r1", Runbook: "reboot", Node: "n1", Route: "manual", Status: runbooks.StatusPending,
+		RequestedBy: "alice@laptop", Reason: "disk firmware update"})
+	if !strings.Contains(out.String(), "requested by alice@laptop: disk firmware update\n") {
+		t.Fatalf("runs show:\n%s", out.String())
+	}
+	out.Reset()
+	PrintRun(&out, &runbooks.Run{ID: "r2", Runbook: "reboot", Node: "n1", Route: "deadlock", Status: runbooks.StatusPending})
+	if strings.Contains(out.String(), "requested by") {
+		t.Fatalf("an alert's run printed a requester:\n%s", out.String())
 	}
 }

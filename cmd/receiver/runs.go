@@ -87,6 +87,9 @@ func PrintRun(out io.Writer, r *runbooks.Run) {
 		fmt.Fprint(out, " [dry run]")
 	}
 	fmt.Fprintln(out)
+	if r.Reason != "" || r.RequestedBy != "" {
+		fmt.Fprintf(out, "requested by %s: %s\n", r.RequestedBy, r.Reason)
+	}
 	if r.Error != "" {
 		fmt.Fprintf(out, "error: %s\n", r.Error)
 	}
