@@ -191,6 +191,11 @@ func TestManualRejections(t *testing.T) {
 	if len(s.in.reqs) != 0 {
 		t.Fatalf("refused requests were queued: %+v", s.in.reqs)
 	}
+	for code, want := range map[string]float64{"401": 2, "422": 7, "400": 2, "202": 0} {
+		if v := testutil.ToFloat64(s.m.ManualRequests.WithLabelValues(code)); v != want {
+			t.Errorf("node_healer_manual_requests_total{code=%q} = %v, want %v", code, v, want)
+		}
+	}
 	if strings.Contains(s.log.String(), "test-token") {
 		t.Errorf("the token is in the log:\n%s", s.log)
 	}

@@ -102,7 +102,11 @@ func New(o Options) *echo.Echo {
 	e.GET("/api/v1/runs", api.list)
 	e.GET("/api/v1/runs/:id", api.get)
 	// Manual runs (receiver heal): the webhook's token, the same queue and gates.
-	e.POST("/api/v1/runs", newManualHandler(o).handle, authenticate(auth))
+	var manualCodes *prometheus.CounterVec
+	if o.Metrics != nil {
+		manualCodes = o.Metrics.ManualRequests
+	}
+	e.POST("/api/v1/runs", newManualHandler(o).handle, countCodesInto(manualCodes, nil), authenticate(auth))
 	if o.Status != nil {
 		e.GET("/api/v1/status", func(c echo.Context) error {
 			st, err := o.Status(c.Request().Context())
@@ -142,6 +146,16 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 
 // countCodes counts webhook replies by status code.
 func countCodes(m *metrics.Metrics) echo.MiddlewareFunc {
+	if m == nil {
+		return countCodesInto(nil, nil)
+	}
+	return countCodesInto(m.WebhookRequests, m.WebhookDuration)
+}
+
+// countCodesInto counts an endpoint's replies by status code in codes
+// (and their duration in took, when set); authentication failures
+// included, since it runs before authenticate.
+func countCodesInto(codes *prometheus.CounterVec, took prometheus.Histogram) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			start := time.Now()
@@ -154,9 +168,11 @@ func countCodes(m *metrics.Metrics) echo.MiddlewareFunc {
 					code = http.StatusInternalServerError
 				}
 			}
-			if m != nil {
-				m.WebhookRequests.WithLabelValues(strconv.Itoa(code)).Inc()
-				m.WebhookDuration.Observe(time.Since(start).Seconds())
+			if codes != nil {
+				codes.WithLabelValues(strconv.Itoa(code)).Inc()
+			}
+			if took != nil {
+				took.Observe(time.Since(start).Seconds())
 			}
 			return err
 		}

@@ -28,22 +28,24 @@ var AlertOutcomes = []string{OutcomeAccepted, OutcomeDuplicate, OutcomeResolved,
 type Metrics struct {
 	WebhookRequests *prometheus.CounterVec
 	WebhookDuration prometheus.Histogram
-	Alerts          *prometheus.CounterVec
-	StreamLag       prometheus.Gauge
-	StreamPending   prometheus.Gauge
-	Runs            *prometheus.CounterVec
-	RunsActive      prometheus.Gauge
-	StepDuration    *prometheus.HistogramVec
-	Steps           *prometheus.CounterVec
-	RedisErrors     *prometheus.CounterVec
-	BadEntries      prometheus.Counter
-	Holds           *prometheus.CounterVec
-	Deferrals       *prometheus.CounterVec
-	BreakerOpen     prometheus.Gauge
-	UnhealthyNodes  prometheus.Gauge
-	RebootBudget    prometheus.Gauge
-	Paused          prometheus.Gauge
-	RunsWaiting     *prometheus.GaugeVec
+	// ManualRequests: POST /api/v1/runs (receiver heal) by status code.
+	ManualRequests *prometheus.CounterVec
+	Alerts         *prometheus.CounterVec
+	StreamLag      prometheus.Gauge
+	StreamPending  prometheus.Gauge
+	Runs           *prometheus.CounterVec
+	RunsActive     prometheus.Gauge
+	StepDuration   *prometheus.HistogramVec
+	Steps          *prometheus.CounterVec
+	RedisErrors    *prometheus.CounterVec
+	BadEntries     prometheus.Counter
+	Holds          *prometheus.CounterVec
+	Deferrals      *prometheus.CounterVec
+	BreakerOpen    prometheus.Gauge
+	UnhealthyNodes prometheus.Gauge
+	RebootBudget   prometheus.Gauge
+	Paused         prometheus.Gauge
+	RunsWaiting    *prometheus.GaugeVec
 }
 
 // HoldKinds are the bounded reasons a run is deferred or held.
@@ -56,6 +58,8 @@ func New(reg prometheus.Registerer, runbookSteps map[string][]string) *Metrics {
 	m := &Metrics{
 		WebhookRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "node_healer_webhook_requests_total", Help: "Webhook requests by HTTP status code."}, []string{"code"}),
+		ManualRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "node_healer_manual_requests_total", Help: "Manual run requests (POST /api/v1/runs, receiver heal) by HTTP status code."}, []string{"code"}),
 		WebhookDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "node_healer_webhook_duration_seconds", Help: "Time to answer a webhook request.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1}}),
@@ -93,7 +97,7 @@ func New(reg prometheus.Registerer, runbookSteps map[string][]string) *Metrics {
 		RunsWaiting: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "node_healer_runs_waiting", Help: "Runs deferred (not started) or held (before a destructive step)."}, []string{"state"}),
 	}
-	reg.MustRegister(m.WebhookRequests, m.WebhookDuration, m.Alerts, m.StreamLag, m.StreamPending, m.Runs,
+	reg.MustRegister(m.WebhookRequests, m.ManualRequests, m.WebhookDuration, m.Alerts, m.StreamLag, m.StreamPending, m.Runs,
 		m.RunsActive, m.StepDuration, m.Steps, m.RedisErrors, m.BadEntries, m.Holds, m.Deferrals,
 		m.BreakerOpen, m.UnhealthyNodes, m.RebootBudget, m.Paused, m.RunsWaiting)
 	m.RunsWaiting.WithLabelValues("deferred")
@@ -104,6 +108,9 @@ func New(reg prometheus.Registerer, runbookSteps map[string][]string) *Metrics {
 	}
 	for _, c := range []string{"200", "400", "401", "413", "415", "503"} {
 		m.WebhookRequests.WithLabelValues(c)
+	}
+	for _, c := range []string{"200", "202", "400", "401", "422", "503"} {
+		m.ManualRequests.WithLabelValues(c)
 	}
 	for _, o := range AlertOutcomes {
 		m.Alerts.WithLabelValues(o)
