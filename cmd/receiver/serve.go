@@ -147,6 +147,9 @@ func runServe(ctx context.Context, o serveOptions, logw io.Writer) error {
 	}
 	gate.Alerts = q
 	gate.Windows = live.Windows
+	if err := installChecks(gate, gateEnv{cfg: cfg, client: client, nodes: nodeCache, reg: promReg, log: log}); err != nil {
+		return err
+	}
 	if gate.Silences == nil {
 		log.Warn("no alertmanagers configured: Alertmanager silences do not pause runs (receiver pause still does), and node-healer's own alerts (escalations, held and failed runs) are not sent")
 	}

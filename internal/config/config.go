@@ -38,7 +38,11 @@ type Config struct {
 	Alertmanager *Alertmanager `yaml:"alertmanager,omitempty"`
 	NodeExec     NodeExec      `yaml:"node_exec"`
 	// Notify: node-healer's own alerts, sent to the Alertmanagers above.
-	Notify Notify   `yaml:"notify"`
+	Notify Notify `yaml:"notify"`
+	// Gates asked before every destructive step of every route (gates.go).
+	Gates *Gates `yaml:"gates"`
+	// Hooks: HTTP POSTs of the run at points of its life (gates.go).
+	Hooks  []Hook   `yaml:"hooks"`
 	Routes []*Route `yaml:"routes"`
 
 	deprecations []string
@@ -434,6 +438,12 @@ func (c *Config) validate(known []string) error {
 	if err := c.Notify.validate(); err != nil {
 		return err
 	}
+	if err := c.Gates.validate("gates"); err != nil {
+		return err
+	}
+	if err := validateHooksList(c.Hooks); err != nil {
+		return err
+	}
 	if err := c.Redis.validate(); err != nil {
 		return err
 	}
@@ -505,6 +515,9 @@ func (c *Config) validate(known []string) error {
 		}
 		if err := r.compile(known); err != nil {
 			return fmt.Errorf("routes[%d]: %w", i, err)
+		}
+		if err := r.Gates.validate(fmt.Sprintf("routes[%d].gates", i)); err != nil {
+			return err
 		}
 		if j, dup := seen[r.Name]; dup {
 			return fmt.Errorf("routes[%d].name: %q is already used by routes[%d]", i, r.Name, j)

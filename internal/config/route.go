@@ -30,6 +30,9 @@ type Route struct {
 	// may run for this route. Each is an Alertmanager time interval (see
 	// window.go), decoded and checked by compile; read them with Windows.
 	MaintenanceWindows []yaml.Node `yaml:"maintenance_windows"`
+	// Gates asked before this route's destructive steps, in addition to
+	// the global ones.
+	Gates *Gates `yaml:"gates"`
 
 	matchers labels.Matchers
 	windows  []timeinterval.TimeInterval

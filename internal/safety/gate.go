@@ -72,8 +72,12 @@ type Gate struct {
 	// Alerts, if set, cancels a run before a destructive step once its
 	// alert resolved (Alertmanager sent the resolved notification).
 	Alerts runbooks.AlertState
-	Log    *slog.Logger
-	Now    func() time.Time
+	// Checks are asked before every destructive step (gates, hooks; see
+	// checks.go); RouteChecks adds a route's own.
+	Checks      []Check
+	RouteChecks RouteChecks
+	Log         *slog.Logger
+	Now         func() time.Time
 
 	once    sync.Once
 	breaker *Breaker
@@ -333,6 +337,9 @@ func (g *Gate) Destructive(ctx context.Context, run *runbooks.Run, step string) 
 				return runbooks.Decision{Kind: "window", Reason: fmt.Sprintf("outside the route's maintenance windows; next opens %s", next.Format(time.RFC3339)), RetryAt: next}, nil
 			}
 		}
+	}
+	if d, err := g.checks(ctx, run, step, node); err != nil || !d.Allow {
+		return d, err
 	}
 	if slices.Contains(rebootSteps, step) && run.Prior[priorBudget] == "" && !run.DryRun {
 		res, err := g.Rate.Allow(ctx, rateReboots, g.L.Reboots)

@@ -1,0 +1,4 @@
+package config
+
+// validateHook checks one hooks entry.
+func validateHook(field string, h *Hook) error { return nil }

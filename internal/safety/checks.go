@@ -1,0 +1,45 @@
+package safety
+
+import (
+	"context"
+
+	"github.com/node-healer/node-healer/internal/runbooks"
+)
+
+// Check is one more question asked of the cluster before every
+// destructive step, after the built-in ones (pause, silences, quorum,
+// windows) and before the reboot budget is taken: a PromQL gate, an
+// alert gate, blocking pods, another actor's marks on the node, a
+// blocking hook. A Decision that does not Allow holds the run with its
+// Kind and Reason (or defers, cancels or escalates it, as Decision
+// says). An error holds it too (fail closed, kind gate_error); when the
+// cause is known (Prometheus unreachable…) return a Decision with a
+// clear Reason and a Kind of its own instead.
+type Check interface {
+	// Name identifies the check in logs and in hold reasons.
+	Name() string
+	// Check decides for run before step on node (nil: the node is not in
+	// the cache).
+	Check(ctx context.Context, run *runbooks.Run, step string, node *NodeInfo) (runbooks.Decision, error)
+}
+
+// RouteChecks returns the checks of a run's route (the global ones are
+// Gate.Checks); nil for none.
+type RouteChecks func(route string) []Check
+
+func (g *Gate) checks(ctx context.Context, run *runbooks.Run, step string, node *NodeInfo) (runbooks.Decision, error) {
+	all := g.Checks
+	if g.RouteChecks != nil {
+		all = append(all[:len(all):len(all)], g.RouteChecks(run.Route)...)
+	}
+	for _, c := range all {
+		d, err := c.Check(ctx, run, step, node)
+		if err != nil {
+			return runbooks.Decision{}, err
+		}
+		if !d.Allow {
+			return d, nil
+		}
+	}
+	return allow, nil
+}
