@@ -63,9 +63,10 @@ func (k *Nodes) Status(ctx context.Context, name string) (*runbooks.NodeStatus, 
 
 func nodeStatus(n *corev1.Node) *runbooks.NodeStatus {
 	st := &runbooks.NodeStatus{Name: n.Name, BootID: n.Status.NodeInfo.BootID, Unschedulable: n.Spec.Unschedulable,
-		Conditions: map[string]string{}}
+		Conditions: map[string]string{}, Heartbeats: map[string]time.Time{}}
 	for _, c := range n.Status.Conditions {
 		st.Conditions[string(c.Type)] = string(c.Status)
+		st.Heartbeats[string(c.Type)] = c.LastHeartbeatTime.Time
 		if c.Type == corev1.NodeReady {
 			st.Ready, st.ReadySince = string(c.Status), c.LastTransitionTime.Time
 		}

@@ -17,6 +17,9 @@ type NodeStatus struct {
 	// Conditions maps every condition type to its status (NPD adds its
 	// problem conditions here: KernelDeadlock, ReadonlyFilesystem…).
 	Conditions map[string]string
+	// Heartbeats maps each condition type to its lastHeartbeatTime: when
+	// its reporter (the kubelet, node-problem-detector) last evaluated it.
+	Heartbeats map[string]time.Time
 	// LeaseRenewed is the kubelet Lease's renewTime (zero: no Lease).
 	LeaseRenewed time.Time
 	// BootID changes when the machine reboots.

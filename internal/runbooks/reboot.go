@@ -371,14 +371,34 @@ func unhealthy(x *Exec, st *NodeStatus, problems []string, leaseAge time.Duratio
 	if !st.Responsive(x.Now(), leaseAge) {
 		return fmt.Sprintf("not responsive (Ready=%s, Lease renewed %s)", orNone(st.Ready), age(x, st))
 	}
+	// After a reset, a problem condition counts only once its reporter
+	// evaluated it again: node-problem-detector resets its conditions to
+	// False when it starts, so "False" right after boot proves nothing
+	// until a heartbeat newer than the reset says it looked.
+	reset := x.priorTime(priorResetAt)
 	for _, p := range problems {
 		p = strings.TrimSpace(p)
-		if v, ok := st.Conditions[p]; ok && v != "False" {
+		v, ok := st.Conditions[p]
+		if !ok {
+			continue
+		}
+		if v != "False" {
 			return "condition " + p + "=" + v
+		}
+		if hb := st.Heartbeats[p]; !reset.IsZero() && !hb.After(reset) {
+			return fmt.Sprintf("condition %s not evaluated since the reset at %s (last heartbeat %s): waiting for its detector to report again",
+				p, reset.Format(time.RFC3339), orNone(formatTime(hb)))
 		}
 	}
 	if st.Conditions["NetworkUnavailable"] == "True" {
 		return "NetworkUnavailable=True"
 	}
 	return ""
+}
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.Format(time.RFC3339)
 }

@@ -24,6 +24,7 @@ type sim struct {
 	drainErr  error
 	drains    int
 	conds     map[string]string
+	beats     map[string]time.Time // condition heartbeats
 }
 
 func (s *sim) Status(_ context.Context, node string) (*NodeStatus, error) {
@@ -37,7 +38,11 @@ func (s *sim) Status(_ context.Context, node string) (*NodeStatus, error) {
 	for k, v := range s.conds {
 		c[k] = v
 	}
-	return &NodeStatus{Name: node, Ready: s.ready, ReadySince: s.readyAt, BootID: s.bootID, LeaseRenewed: lease, Conditions: c}, nil
+	hb := map[string]time.Time{}
+	for k, v := range s.beats {
+		hb[k] = v
+	}
+	return &NodeStatus{Name: node, Ready: s.ready, ReadySince: s.readyAt, BootID: s.bootID, LeaseRenewed: lease, Conditions: c, Heartbeats: hb}, nil
 }
 
 func (s *sim) Has(context.Context, string) bool { return true }
@@ -266,4 +271,51 @@ func contains(s, sub string) bool {
 		}
 	}
 	return false
+}
+
+// TestVerifyHealthWaitsForDetector: after the reset, a problem condition
+// that says False counts only once its detector evaluated it again (a
+// heartbeat newer than the reset): NPD resets conditions to False when it
+// starts. Never re-evaluated → escalated, naming the condition.
+func TestVerifyHealthWaitsForDetector(t *testing.T) {
+	before := time.Now().Add(-time.Hour)
+	for _, reports := range []bool{true, false} {
+		t.Run(fmt.Sprintf("detector reports again: %v", reports), func(t *testing.T) {
+			s := &sim{ready: "True", power: StateOn, softWorks: true,
+				conds: map[string]string{"KernelDeadlock": "False"}, beats: map[string]time.Time{"KernelDeadlock": before}}
+			e, _ := newSimExec(t, s)
+			p := map[string]string{"reboot_timeout": "200ms", "ready_timeout": "600ms", "healthy_for": "30ms"}
+			var reportedAt time.Time
+			if reports {
+				go func() {
+					time.Sleep(300 * time.Millisecond)
+					s.mu.Lock()
+					reportedAt = time.Now()
+					s.beats["KernelDeadlock"] = reportedAt
+					s.mu.Unlock()
+				}()
+			}
+			r := reboot(t, e, false, p)
+			var verify *Entry
+			for i := range r.Timeline {
+				if r.Timeline[i].Step == "verify-health" {
+					verify = &r.Timeline[i]
+				}
+			}
+			if !reports {
+				if r.Status != StatusEscalated || !contains(r.Error, "condition KernelDeadlock not evaluated since the reset") {
+					t.Fatalf("%s %q %s", r.Status, r.Error, outcomes(r))
+				}
+				return
+			}
+			if r.Status != StatusSucceeded || verify == nil {
+				t.Fatalf("%s %q %s", r.Status, r.Error, outcomes(r))
+			}
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if verify.End.Before(reportedAt) {
+				t.Fatalf("verify-health passed at %s, before the detector reported again at %s", verify.End, reportedAt)
+			}
+		})
+	}
 }
