@@ -39,6 +39,9 @@ type NodeInfo struct {
 	Ready        bool
 	ControlPlane bool
 	Labels       map[string]string
+	Taints       []Taint           // spec.taints
+	Annotations  map[string]string // metadata.annotations
+	Deleting     bool              // metadata.deletionTimestamp is set
 }
 
 // NodeLister lists the cluster's nodes (from an informer cache).
