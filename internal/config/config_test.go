@@ -65,6 +65,13 @@ var rejections = map[string]string{
 	"bad.window-month.yml":               `routes[0]: maintenance_windows[1]: months[0]: "march:january": end month january is before start month march`,
 	"bad.window-location.yml":            "routes[0]: maintenance_windows[1]: location: unknown time zone Mars/Olympus",
 	"bad.window-empty.yml":               "routes[0]: maintenance_windows[1]: empty: a window without times",
+	"bad.gate-query-unknown-kind.yml":    "field block_if_temperature not found",
+	"bad.gate-query-empty.yml":           "gates.block_if_query[0].query: required",
+	"bad.gate-query-name.yml":            "gates.block_if_query[0].name: required",
+	"bad.gate-query-dup.yml":             `gates.block_if_query[1].name: "storage" is already used by gates.block_if_query[0]`,
+	"bad.gate-query-url.yml":             `gates.block_if_query[0].prometheus_url: "prometheus:9090": want http(s)://host[:port][/prefix]`,
+	"bad.gate-alert-matcher.yml":         `routes[0].gates.block_if_alerts[1][1]: "cluster=~\"(unclosed\"":`,
+	"bad.gate-alert-empty.yml":           "gates.block_if_alerts[0]: at least one matcher is required",
 }
 
 func TestRejections(t *testing.T) {
