@@ -76,6 +76,14 @@ var rejections = map[string]string{
 	"bad.gate-query-url.yml":             `gates.block_if_query[0].prometheus_url: "prometheus:9090": want http(s)://host[:port][/prefix]`,
 	"bad.gate-alert-matcher.yml":         `routes[0].gates.block_if_alerts[1][1]: "cluster=~\"(unclosed\"":`,
 	"bad.gate-alert-empty.yml":           "gates.block_if_alerts[0]: at least one matcher is required",
+	"bad.gate-pods-selector.yml":         `gates.blocking_pods.label_selector: "app in (ceph": unable to parse requirement`,
+	"bad.gate-pods-empty-selector.yml":   "gates.blocking_pods.label_selector: required",
+	"bad.gate-pods-namespace.yml":        `gates.blocking_pods.namespaces[1]: "Not_A_Namespace" is not a namespace name`,
+	"bad.gate-pods-scope.yml":            `routes[0].gates.blocking_pods.scope: "zone": want node`,
+	"bad.gate-handsoff-empty.yml":        "gates.hands_off.taints[1]: empty: want key or key=value",
+	"bad.gate-handsoff-key.yml":          `gates.hands_off.annotations[0]: "not a key=1": key "not a key"`,
+	"bad.gate-handsoff-label-value.yml":  `gates.hands_off.labels[0]: "maintenance=in progress": value "in progress"`,
+	"bad.gate-handsoff-route.yml":        "routes[0].gates.hands_off.no_defaults: only in the global gates section",
 }
 
 func TestRejections(t *testing.T) {
