@@ -28,6 +28,10 @@ type Executor struct {
 	// AfterStep, if set, is called after a step's outcome is saved (a step
 	// boundary). Test failpoints only.
 	AfterStep func(run *Run, step string)
+	// OnFinish, if set, is called once a run reached a final status
+	// (succeeded, failed, escalated, cancelled), before it is saved; it
+	// must not block (hooks queue their deliveries).
+	OnFinish func(ctx context.Context, run *Run)
 }
 
 // OutcomeInterrupted marks a step that was started by a worker that then
@@ -277,6 +281,9 @@ func (e *Executor) finish(ctx context.Context, log *slog.Logger, run *Run) {
 		e.Observer.RunDone(run.Runbook, run.Status)
 	}
 	log.Info("run finished", "status", run.Status, "err", run.Error)
+	if e.OnFinish != nil {
+		e.OnFinish(ctx, run)
+	}
 }
 
 func (e *Executor) observeStep(book, step string, o Outcome, d time.Duration) {
