@@ -161,7 +161,7 @@ func runServe(ctx context.Context, o serveOptions, logw io.Writer) error {
 		Queue: q, Locker: locker, Store: store, Name: replica, Count: cfg.Workers.Count,
 		LockTTL: time.Duration(cfg.Locks.TTL), Log: log, Metrics: m, Gate: gate, Alerts: q,
 		Executor: &runbooks.Executor{Registry: reg, Store: store, Deps: deps, Log: log, Observer: m, Worker: replica, Gate: gate,
-			AfterStep: failpointAfterStep(log)},
+			AfterStep: failpointAfterStep(log), OnFinish: startHooks(ctx, gate, cfg, promReg, log)},
 	}
 	// Half-done work nothing tracks any more (Redis lost a stream entry or
 	// a run record) is re-queued or escalated within interval + grace.
