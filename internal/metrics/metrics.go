@@ -50,7 +50,7 @@ type Metrics struct {
 
 // HoldKinds are the bounded reasons a run is deferred or held.
 var HoldKinds = []string{"paused", "silenced", "alertmanager_unreachable", "excluded", "breaker", "concurrency",
-	"control_plane", "quorum", "rate", "window", "settle", "node_cap", "gate_error", "hook"}
+	"control_plane", "quorum", "rate", "window", "settle", "node_cap", "gate_error", "blocking_pod", "hands_off", "hook"}
 
 // New registers the metrics on reg. runbookSteps maps each runbook to its
 // step names, so every (runbook, step) series starts at zero.

@@ -1,9 +1,11 @@
 package safety
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -69,7 +71,11 @@ func (b *BlockingPods) Check(_ context.Context, run *runbooks.Run, _ string, _ *
 	if len(hits) == 0 {
 		return allow, nil
 	}
-	first := hits[0]
+	// A stable reason (the cache lists in no order): the hold is not
+	// rewritten, nor an Event sent, on every poll.
+	first := slices.MinFunc(hits, func(a, b Pod) int {
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+	})
 	where := "on this node"
 	if cluster {
 		where = "in the cluster (scope: cluster)"

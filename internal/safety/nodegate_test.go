@@ -33,7 +33,7 @@ func TestBlockingPodsCheck(t *testing.T) {
 		{name: "none", allow: true},
 		{name: "finished or on another node", pods: pods, allow: true},
 		{name: "on the node", pods: append(pods, Pod{Namespace: "ceph", Name: "rebuild", Node: "n1"}), reason: "pod ceph/rebuild matching blocking_pods"},
-		{name: "two on the node", pods: []Pod{{Namespace: "a", Name: "x", Node: "n1"}, {Namespace: "a", Name: "y", Node: "n1"}}, reason: "pod a/x and 1 more"},
+		{name: "two on the node", pods: []Pod{{Namespace: "b", Name: "a", Node: "n1"}, {Namespace: "a", Name: "y", Node: "n1"}, {Namespace: "a", Name: "x", Node: "n1"}}, reason: "pod a/x and 2 more"},
 		{name: "cluster scope", scope: ScopeCluster, pods: pods, reason: "pod ceph/elsewhere matching blocking_pods \"app=rebuild\" is on node n2 (scope: cluster)"},
 		{name: "cluster scope unscheduled", scope: ScopeCluster, pods: []Pod{{Namespace: "a", Name: "p"}}, reason: "in the cluster"},
 		{name: "cluster scope all finished", scope: ScopeCluster, pods: pods[:1], allow: true},
