@@ -50,7 +50,8 @@ type Metrics struct {
 
 // HoldKinds are the bounded reasons a run is deferred or held.
 var HoldKinds = []string{"paused", "silenced", "alertmanager_unreachable", "excluded", "breaker", "concurrency",
-	"control_plane", "quorum", "rate", "window", "settle", "node_cap", "gate_error", "blocking_pod", "hands_off", "hook"}
+	"control_plane", "quorum", "rate", "window", "settle", "node_cap", "gate_error", "blocking_pod", "hands_off", "hook",
+	"gate_query", "gate_alert", "gate_unreachable", "gate_invalid"}
 
 // New registers the metrics on reg. runbookSteps maps each runbook to its
 // step names, so every (runbook, step) series starts at zero.
