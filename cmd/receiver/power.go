@@ -20,9 +20,9 @@ type fleetPower struct{ f *bmc.Fleet }
 
 var _ runbooks.Power = fleetPower{}
 
+// Has reports a BMC for the node, Redfish or IPMI.
 func (p fleetPower) Has(ctx context.Context, node string) bool {
-	_, err := p.f.Client(ctx, node)
-	return err == nil
+	return p.f.Has(ctx, node) == nil
 }
 
 func (p fleetPower) PowerState(ctx context.Context, node string) (string, error) {

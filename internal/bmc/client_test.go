@@ -51,13 +51,13 @@ func TestMockup(t *testing.T) {
 	if got := e.powerEvents(); !slices.Equal(got, []string{mockupID + "=Off", mockupID + "=On"}) {
 		t.Errorf("OnPower calls = %v", got)
 	}
-	if v := testutil.ToFloat64(o.Metrics.Resets.WithLabelValues("ForceRestart")); v != 1 {
+	if v := testutil.ToFloat64(o.Metrics.Resets.WithLabelValues(bmc.ProtocolRedfish, "ForceRestart")); v != 1 {
 		t.Errorf("resets_total{ForceRestart} = %v", v)
 	}
-	if v := testutil.ToFloat64(o.Metrics.Requests.WithLabelValues(bmc.OpReset, bmc.ResultOK)); v != 1 {
+	if v := testutil.ToFloat64(o.Metrics.Requests.WithLabelValues(bmc.ProtocolRedfish, bmc.OpReset, bmc.ResultOK)); v != 1 {
 		t.Errorf("requests_total{reset,ok} = %v", v)
 	}
-	if n := testutil.CollectAndCount(o.Metrics.Resets); n != len(bmc.ResetTypes) {
+	if n := testutil.CollectAndCount(o.Metrics.Resets); n != len(bmc.ResetTypes)+len(bmc.IPMIControls) {
 		t.Errorf("resets_total has %d series, want all %d at zero", n, len(bmc.ResetTypes))
 	}
 }
@@ -230,7 +230,7 @@ func TestResetTimeoutApplied(t *testing.T) {
 	if n := len(e.sim.Resets("n1")); n != 1 || e.sim.Applied("n1") != 1 {
 		t.Fatalf("simulator received %d resets (%d applied); want exactly 1", n, e.sim.Applied("n1"))
 	}
-	if v := testutil.ToFloat64(o.Metrics.Requests.WithLabelValues(bmc.OpReset, bmc.ResultTimeout)); v != 1 {
+	if v := testutil.ToFloat64(o.Metrics.Requests.WithLabelValues(bmc.ProtocolRedfish, bmc.OpReset, bmc.ResultTimeout)); v != 1 {
 		t.Errorf("requests_total{reset,timeout} = %v", v)
 	}
 }

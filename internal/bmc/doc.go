@@ -1,5 +1,29 @@
 // Package bmc reads and changes nodes' power through their BMCs over
-// Redfish (gofish).
+// Redfish (gofish) or IPMI v2.0 over LAN (RMCP+, "lanplus").
+//
+// # IPMI
+//
+// An inventory entry with protocol: ipmi names host, port (623), privilege
+// (operator or administrator), cipher_suite (17, or 3; omitted: 17 if the
+// BMC offers it, else 3) and interface: lanplus. [IPMIClient] opens one
+// RMCP+ session per operation and maps a Kind to Chassis Control:
+//
+//	Soft  chassis power soft, wait for Off, then chassis power on (IPMI has no graceful restart)
+//	Hard  chassis power cycle; refused (a completion code, e.g. while off): power off, wait for Off, power on
+//	Off   chassis power off   (nothing if already off)
+//	On    chassis power on    (nothing if already on)
+//
+// A control is never resent: it goes out in a session opened with no
+// datagram retries, and a lost answer yields a [*ResetError] (Maybe set)
+// after the power state (Get Chassis Status) is read again. Only an answer
+// with a completion code counts as a refusal.
+//
+// The client library is github.com/bougou/go-ipmi: pure Go (no cgo, no
+// ipmitool binary in the image), maintained with frequent releases, with
+// RMCP+ cipher suites 3 and 17 and a per-request context; its retries are
+// configurable, which lets a control be sent exactly once. The other Go
+// IPMI libraries either wrap ipmitool, lack RMCP+ SHA-256 suites, or are
+// unmaintained.
 //
 // # Where a node's BMC is
 //
@@ -65,6 +89,8 @@
 //
 // # Metrics
 //
-// [NewMetrics] registers node_healer_bmc_requests_total{op,result} and
-// node_healer_bmc_resets_total{type}, every combination at zero.
+// [NewMetrics] registers node_healer_bmc_requests_total{protocol,op,result}
+// and node_healer_bmc_resets_total{protocol,type} (type: a Redfish
+// ResetType, or an IPMI control: soft, cycle, reset, off, on), every
+// combination at zero.
 package bmc

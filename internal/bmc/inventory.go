@@ -40,6 +40,13 @@ const AnnotationEndpoint = "node-healer.io/bmc-endpoint"
 //	    insecure_skip_verify: false
 //	    auth: basic                # basic (default) or session
 //	    reset_types: [...]         # only used if the BMC advertises none
+//	  worker-4:                    # an IPMI v2.0 BMC (RMCP+, lanplus)
+//	    protocol: ipmi             # redfish (default) or ipmi; defaults may set it
+//	    host: 10.0.0.14            # IPMI: host or IP, instead of endpoint
+//	    port: 623                  # IPMI: UDP port, default 623
+//	    privilege: operator        # IPMI: operator (default) or administrator
+//	    cipher_suite: 17           # IPMI: 17 or 3; omitted: 17 if offered, else 3
+//	    interface: lanplus         # IPMI: lanplus (the only one; IPMI 1.5 is not supported)
 //
 // An annotation-named endpoint receives the default credentials, so it is
 // honoured only when its host matches annotations.allowed_hosts (path.Match
@@ -61,6 +68,13 @@ type Entry struct {
 	CAFile             string   `yaml:"ca_file"`
 	Auth               string   `yaml:"auth"`
 	ResetTypes         []string `yaml:"reset_types"`
+
+	Protocol    string `yaml:"protocol"`
+	Host        string `yaml:"host"`
+	Port        int    `yaml:"port"`
+	Privilege   string `yaml:"privilege"`
+	CipherSuite int    `yaml:"cipher_suite"`
+	Interface   string `yaml:"interface"`
 }
 
 // AnnotationPolicy says which annotation-named endpoints are trusted.
@@ -87,6 +101,16 @@ type Target struct {
 	ResetTypes []string
 	// Source is "inventory" or "annotation".
 	Source string
+
+	// Protocol is ProtocolRedfish or ProtocolIPMI. The fields below are
+	// IPMI's (Endpoint, System, TLS and ResetTypes are Redfish's).
+	Protocol string
+	Host     string
+	Port     int // default 623
+	// Privilege is "operator" or "administrator".
+	Privilege string
+	// CipherSuite is 3 or 17; 0 tries 17, then 3.
+	CipherSuite int
 }
 
 // LoadInventory reads and validates an inventory file. Relative file paths
@@ -161,6 +185,15 @@ func (inv *Inventory) validate(missing func(where, path string, err error)) erro
 			return fmt.Errorf("annotations.allowed_hosts: bad pattern %q", p)
 		}
 	}
+	if err := checkProtocol(d.Protocol); err != nil {
+		return fmt.Errorf("defaults: %w", err)
+	}
+	if d.Host != "" {
+		return errors.New("defaults: host is per node")
+	}
+	if err := checkIPMIFields(d); err != nil {
+		return fmt.Errorf("defaults: %w", err)
+	}
 	if err := checkEntry(d, false); err != nil {
 		return fmt.Errorf("defaults: %w", err)
 	}
@@ -174,7 +207,7 @@ func (inv *Inventory) validate(missing func(where, path string, err error)) erro
 			return errors.New("nodes: empty node name")
 		}
 		t := inv.target(n, inv.Nodes[n])
-		if err := checkEntry(inv.Nodes[n], true); err != nil {
+		if err := inv.checkNode(inv.Nodes[n]); err != nil {
 			return fmt.Errorf("node %s: %w", n, err)
 		}
 		if err := checkTarget(t); err != nil {
@@ -291,7 +324,22 @@ func (inv *Inventory) target(node string, e Entry) Target {
 		Session:            pick(e.Auth, d.Auth) == "session",
 		ResetTypes:         slices.Clone(reset),
 		Source:             "inventory",
+		Protocol:           inv.protocol(e),
+		Host:               e.Host,
+		Port:               pickInt(e.Port, d.Port, DefaultIPMIPort),
+		Privilege:          pick(pick(e.Privilege, d.Privilege), "operator"),
+		CipherSuite:        pickInt(e.CipherSuite, d.CipherSuite, 0),
 	}
+}
+
+func pickInt(v, def, fallback int) int {
+	switch {
+	case v != 0:
+		return v
+	case def != 0:
+		return def
+	}
+	return fallback
 }
 
 // Lookup resolves a node's BMC: its inventory entry, else its
@@ -315,6 +363,7 @@ func (inv *Inventory) Lookup(node string, annotations map[string]string) (Target
 	}
 	t := inv.target(node, Entry{Endpoint: u.Scheme + "://" + u.Host, System: strings.TrimSuffix(u.Path, "/")})
 	t.Source = "annotation"
+	t.Protocol = ProtocolRedfish // an annotation names a Redfish URL
 	if err := checkTarget(t); err != nil {
 		return Target{}, fmt.Errorf("node %s (annotation): %w", node, err)
 	}
