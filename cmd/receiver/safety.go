@@ -41,7 +41,13 @@ func (n cacheNodes) ListNodes() ([]safety.NodeInfo, error) {
 			}
 		}
 		_, cp := nd.Labels[LabelControlPlane]
-		out = append(out, safety.NodeInfo{Name: nd.Name, Ready: ready, ControlPlane: cp, Labels: nd.Labels})
+		var taints []safety.Taint
+		for _, t := range nd.Spec.Taints {
+			taints = append(taints, safety.Taint{Key: t.Key, Value: t.Value, Effect: string(t.Effect)})
+		}
+		// Labels and Annotations are the cache's own maps: read only.
+		out = append(out, safety.NodeInfo{Name: nd.Name, Ready: ready, ControlPlane: cp, Labels: nd.Labels,
+			Taints: taints, Annotations: nd.Annotations, Deleting: nd.DeletionTimestamp != nil})
 	}
 	return out, nil
 }
