@@ -51,10 +51,10 @@ func TestCaptureEvidenceThroughNodeExecPods(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration")
 	}
-	createNodes(t, "cap-n1")
-	b := startBMC(t, bmcsim.System{ID: "cap-n1"})
+	createNodes(t, "capt-n1")
+	b := startBMC(t, bmcsim.System{ID: "capt-n1"})
 	rec := startCaptureHealer(t, b)
-	_, reply := rec.post(t, amPayload("NodeKernelDeadlock", "cap-n1", "fp-cap"))
+	_, reply := rec.post(t, amPayload("NodeKernelDeadlock", "capt-n1", "fp-capt"))
 	id := reply.Alerts[0].RunID
 	run := rec.waitRunFor(t, id, 90*time.Second)
 	want := "cordon:done drain:done capture:done soft-reboot:done wait-reboot:done power-cycle:skipped wait-ready:done verify-health:done uncordon:done"
@@ -86,7 +86,7 @@ func TestCaptureEvidenceThroughNodeExecPods(t *testing.T) {
 	}
 	// The node says why it rebooted, after the run too.
 	var m runbooks.LastRemediation
-	raw := node(t, "cap-n1").Annotations[runbooks.AnnotationLastRemediation]
+	raw := node(t, "capt-n1").Annotations[runbooks.AnnotationLastRemediation]
 	if err := json.Unmarshal([]byte(raw), &m); err != nil {
 		t.Fatalf("annotation %s %q: %v", runbooks.AnnotationLastRemediation, raw, err)
 	}
@@ -94,7 +94,7 @@ func TestCaptureEvidenceThroughNodeExecPods(t *testing.T) {
 		t.Errorf("last remediation %+v", m)
 	}
 	found := false
-	for _, e := range nodeEvents(t, "cap-n1") {
+	for _, e := range nodeEvents(t, "capt-n1") {
 		found = found || e.Reason == "NodeHealerRebooting" && e.Type == corev1.EventTypeNormal && strings.Contains(e.Message, id) && strings.Contains(e.Message, "soft reboot")
 	}
 	if !found {
