@@ -68,6 +68,7 @@ var rejections = map[string]string{
 	"bad.hook-no-url.yml":                "hooks[0].url: required",
 	"bad.hook-blocking-finished.yml":     "hooks[1].on[0]: a blocking hook is only asked before-destructive, not on run-finished",
 	"bad.hook-event.yml":                 `hooks[0].on[1]: unknown event "rebooted"`,
+	"bad.hook-dup.yml":                   `hooks[1].name: "ticket" is already used by hooks[0]`,
 	"bad.hook-timeout.yml":               "hooks[0].timeout: 1h is outside 0–5m",
 	"bad.gate-query-unknown-kind.yml":    "field block_if_temperature not found",
 	"bad.gate-query-empty.yml":           "gates.block_if_query[0].query: required",

@@ -89,5 +89,5 @@ func validateHooksList(hooks []Hook) error {
 			return err
 		}
 	}
-	return nil
+	return ValidateHookNames(hooks)
 }
