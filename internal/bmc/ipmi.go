@@ -186,11 +186,6 @@ func (c *IPMIClient) reset(ctx context.Context, kind Kind, check func() error) (
 		log.Info("bmc reset not needed", "power_state", before)
 		return "", nil
 	}
-	if check != nil {
-		if err := check(); err != nil {
-			return "", err
-		}
-	}
 	var sent []string
 	for i, ctl := range plan {
 		if i > 0 {
@@ -199,10 +194,18 @@ func (c *IPMIClient) reset(ctx context.Context, kind Kind, check func() error) (
 				return ipmiSent(sent), fmt.Errorf("node %s: sent %s, then: %w (power state %s); power on not sent", c.t.Node, IPMICommand(sent[0]), err, st)
 			}
 		}
-		err := c.send(ctx, ctl)
+		var last func() error
+		if i == 0 {
+			last = check
+		}
+		err := c.send(ctx, ctl, last)
+		var ce *checkError
+		if errors.As(err, &ce) {
+			return "", ce.err
+		}
 		sent = append(sent, ctl)
 		var re *ResetError
-		if ctl == ipmiCycle && errors.As(err, &re) && !re.Maybe {
+		if ctl == ipmiCycle && errors.As(err, &re) && refusedByBMC(err) {
 			// A definite refusal (IPMI: power cycle is refused while the
 			// chassis is off): the cycle did nothing, so off+on is still
 			// this decision's one reset.
@@ -223,7 +226,7 @@ func (c *IPMIClient) reset(ctx context.Context, kind Kind, check func() error) (
 func (c *IPMIClient) offOn(ctx context.Context, refused *ResetError, log interface{ Info(string, ...any) }) (string, error) {
 	sent := []string{}
 	if refused.After != StateOff {
-		if err := c.send(ctx, ipmiOff); err != nil {
+		if err := c.send(ctx, ipmiOff, nil); err != nil {
 			return IPMICommand(ipmiCycle) + " (refused), " + IPMICommand(ipmiOff), err
 		}
 		sent = append(sent, ipmiOff)
@@ -232,7 +235,7 @@ func (c *IPMIClient) offOn(ctx context.Context, refused *ResetError, log interfa
 				fmt.Errorf("node %s: power cycle refused, sent power off, then: %w (power state %s); power on not sent", c.t.Node, err, st)
 		}
 	}
-	err := c.send(ctx, ipmiOn)
+	err := c.send(ctx, ipmiOn, nil)
 	sent = append(sent, ipmiOn)
 	log.Info("bmc reset sent", "command", ipmiSent(sent))
 	return IPMICommand(ipmiCycle) + " (refused), " + ipmiSent(sent), err
@@ -246,10 +249,16 @@ func ipmiSent(sent []string) string {
 	return IPMICommand(strings.Join(sent, "+"))
 }
 
+// checkError carries the error of the last check before sending.
+type checkError struct{ err error }
+
+func (e *checkError) Error() string { return e.err.Error() }
+
 // send sends one control in its own session (no datagram retries) under
-// its own timeout. On failure it re-reads the power state (fresh timeout,
-// even if ctx is done) for the *ResetError it returns.
-func (c *IPMIClient) send(ctx context.Context, ctl string) error {
+// its own timeout; check, if set, runs once the session is open, right
+// before the control. On failure it re-reads the power state (fresh
+// timeout, even if ctx is done) for the *ResetError it returns.
+func (c *IPMIClient) send(ctx context.Context, ctl string, check func() error) error {
 	pctx, cancel := context.WithTimeout(ctx, c.o.Timeout)
 	defer cancel()
 	s, err := c.session(pctx, 0)
@@ -260,6 +269,11 @@ func (c *IPMIClient) send(ctx context.Context, ctl string) error {
 			Err: fmt.Errorf("node %s: open session: %w", c.t.Node, describeIPMI(err))}
 	}
 	defer s.Close(context.WithoutCancel(pctx))
+	if check != nil {
+		if err := check(); err != nil {
+			return &checkError{err}
+		}
+	}
 	c.o.Metrics.resetBy(ProtocolIPMI, ctl)
 	err = s.Control(pctx, ipmiControl[ctl])
 	c.o.Metrics.requestBy(ProtocolIPMI, OpReset, err)

@@ -70,12 +70,18 @@ func ipmiMaybeApplied(err error) bool {
 	return !errors.As(err, &re)
 }
 
+// refusedByBMC: the BMC answered the control with a completion code.
+func refusedByBMC(err error) bool {
+	var re *types.ResponseError
+	return errors.As(err, &re)
+}
+
 // describeIPMI shortens go-ipmi's errors (a failed handshake lists every
 // cipher suite tried, over several lines) and says what they mean.
 func describeIPMI(err error) error {
 	var re *types.ResponseError
 	if errors.As(err, &re) {
-		return fmt.Errorf("BMC answered completion code %#02x (%s)", uint8(re.CompletionCode()), re.CompletionCode())
+		return fmt.Errorf("BMC answered completion code %#02x: %w", uint8(re.CompletionCode()), err)
 	}
 	msg := strings.Join(strings.Fields(err.Error()), " ")
 	switch {
