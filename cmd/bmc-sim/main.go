@@ -1,10 +1,11 @@
 // Command bmc-sim serves simulated Redfish BMCs for tests and the demo: the
 // DMTF mockup's ComputerSystem cloned once per node, PowerState changed by
-// ComputerSystem.Reset with configurable delays, and injectable faults. See
+// ComputerSystem.Reset with configurable delays, BootProgress walking from
+// power-on to OSRunning over the boot time, and injectable faults. See
 // package internal/bmcsim.
 //
 //	bmc-sim --listen 127.0.0.1:8000 --systems kwok-node-0,kwok-node-1 \
-//	        --boot-time 20s --password-file ./bmc-password --ignore-graceful
+//	        --boot-time 2m --password-file ./bmc-password --ignore-graceful
 //
 // main only parses flags into options and calls run.
 package main
@@ -38,8 +39,9 @@ func cli(args []string, stderr io.Writer) int {
 	app.Flag("listen", "Address to serve Redfish on.").Default("127.0.0.1:8000").StringVar(&o.Listen)
 	app.Flag("mockup", "DMTF mockup directory (default: $NODE_HEALER_REDFISH_MOCKUP, then <repo>/../shared/redfish-mockups/public-rackmount1).").StringVar(&o.Mockup)
 	app.Flag("systems", "Comma-separated system IDs, one per node (default: the mockup's own system).").StringVar(&o.Systems)
-	app.Flag("boot-time", "How long a restarting or powering-on system takes to be On.").Default("20s").DurationVar(&o.BootTime)
+	app.Flag("boot-time", "How long a restarting or powering-on system takes from power-on to a running OS (PowerState On, BootProgress OSRunning); a server's firmware and OS boot take minutes.").Default("2m").DurationVar(&o.BootTime)
 	app.Flag("shutdown-time", "How long a graceful shutdown/restart spends in PoweringOff.").Default("3s").DurationVar(&o.ShutdownTime)
+	app.Flag("powering-on", "A restarting system shows PoweringOn until its OS runs (--no-powering-on: Off until On).").Default("true").BoolVar(&o.PoweringOn)
 	app.Flag("username", "User name accepted for basic auth and sessions.").Default("admin").StringVar(&o.Username)
 	app.Flag("password-file", "File holding the password; without it authentication is off.").StringVar(&o.PasswordFile)
 	app.Flag("tls-cert", "TLS certificate file (with --tls-key); without it plain HTTP.").StringVar(&o.TLSCert)
@@ -53,6 +55,8 @@ func cli(args []string, stderr io.Writer) int {
 	app.Flag("apply-despite-error", "With --reset-status: apply the reset anyway.").BoolVar(&o.Faults.ApplyDespiteError)
 	app.Flag("reset-hang", "Apply the reset, then hold the answer this long.").DurationVar(&o.Faults.ResetHang)
 	app.Flag("ignore-graceful", "Accept graceful restarts/shutdowns and do nothing (a hung OS).").BoolVar(&o.Faults.IgnoreGraceful)
+	app.Flag("slow-boot", "With the fault systems: boot this long instead of --boot-time.").DurationVar(&o.Faults.BootTime)
+	app.Flag("no-boot-progress", "With the fault systems: serve no BootProgress (older firmware).").BoolVar(&o.Faults.NoBootProgress)
 	app.Flag("refuse", "Comma-separated reset types answered 400 although advertised.").StringVar(&o.Refuse)
 	app.Flag("on-power-exec", "Command run (via sh -c) on every power change, with BMC_SYSTEM and BMC_POWER_STATE set.").StringVar(&o.OnPowerExec)
 	var logCfg promslog.Config

@@ -26,6 +26,7 @@ type options struct {
 	Systems      string
 	BootTime     time.Duration
 	ShutdownTime time.Duration
+	PoweringOn   bool
 	Username     string
 	PasswordFile string
 	TLSCert      string
@@ -55,7 +56,8 @@ func list(s string) []string {
 }
 
 func (o options) simOptions(log *slog.Logger) (bmcsim.Options, error) {
-	so := bmcsim.Options{Mockup: o.Mockup, BootTime: o.BootTime, ShutdownTime: o.ShutdownTime, Logger: log}
+	so := bmcsim.Options{Mockup: o.Mockup, BootTime: o.BootTime, ShutdownTime: o.ShutdownTime,
+		PoweringOn: o.PoweringOn, Logger: log}
 	if o.PasswordFile != "" {
 		pw, err := bmc.ReadSecret(o.PasswordFile)
 		if err != nil {
@@ -91,7 +93,8 @@ func (o options) simOptions(log *slog.Logger) (bmcsim.Options, error) {
 	for _, id := range ids {
 		so.Systems = append(so.Systems, mk(id))
 	}
-	if len(ids) == 0 && (o.PowerCycle || o.Deny != "" || o.ActionInfo || o.Off != "" || f.ResetStatus != 0 || f.ResetHang != 0 || f.IgnoreGraceful || len(f.Refuse) > 0) {
+	if len(ids) == 0 && (o.PowerCycle || o.Deny != "" || o.ActionInfo || o.Off != "" || f.ResetStatus != 0 || f.ResetHang != 0 || f.IgnoreGraceful || len(f.Refuse) > 0 ||
+		f.BootTime != 0 || f.NoBootProgress) {
 		return so, errors.New("system and fault flags need --systems")
 	}
 	return so, nil

@@ -21,11 +21,22 @@
 //     "exactly one effective reset" assertions.
 //
 // Power model: the simulator's PowerState "On" marks the moment the simulated
-// OS is up. ForceRestart and PowerCycle go Off at once and On after BootTime;
-// GracefulRestart goes PoweringOff, Off after ShutdownTime, On after a further
-// BootTime; On/ForceOn from Off go PoweringOn, then On after BootTime;
+// OS is up. ForceRestart and PowerCycle go Off at once and On after BootTime
+// (PoweringOn in between with [Options.PoweringOn]); GracefulRestart goes
+// PoweringOff, Off after ShutdownTime, On after a further BootTime; On/ForceOn
+// from Off go PoweringOn, then On after BootTime;
 // ForceOff is immediate and cancels a pending power-on; GracefulShutdown goes PoweringOff, then Off after
 // ShutdownTime; PushPowerButton acts as GracefulShutdown when on and as On when
 // off; Nmi changes nothing. A new reset supersedes the pending transitions of
-// an earlier one.
+// an earlier one. [Faults.BootTime] and [Faults.ShutdownTime] make one
+// system slower (or quicker) than the others.
+//
+// BootProgress model: a running system reports BootProgress.LastState
+// OSRunning; Off reports None. A boot walks from power-on through
+// PrimaryProcessorInitializationStarted, SystemHardwareInitializationComplete
+// (a quarter of BootTime), OSBootStarted (half) to OSRunning (BootTime, when
+// PowerState turns On, with LastBootTimeSeconds), LastStateTime set at each
+// change. A hung OS (IgnoreGraceful) changes nothing: OSRunning with the
+// LastStateTime of its last boot (the simulator's start). [Faults.NoBootProgress]
+// serves a firmware that reports none.
 package bmcsim

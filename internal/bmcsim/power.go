@@ -7,41 +7,76 @@ import (
 	"time"
 )
 
-// step is one PowerState change, after a delay from the previous one.
+// BootProgress.LastState values the simulator walks through (Redfish
+// BootProgressTypes).
+const (
+	bootNone     = "None" // powered off
+	bootCPU      = "PrimaryProcessorInitializationStarted"
+	bootHardware = "SystemHardwareInitializationComplete"
+	bootOS       = "OSBootStarted"
+	// bootOSRunning: the OS is up; a hung OS stays here, its LastStateTime
+	// getting older.
+	bootOSRunning = "OSRunning"
+)
+
+// step is one PowerState and/or BootProgress change, after a delay from
+// the previous one. An empty state or boot leaves that value as it is.
 type step struct {
 	after time.Duration
 	state string
+	boot  string
 }
 
-// plan returns the PowerState changes a reset type causes from state.
-func (s *Sim) plan(resetType, state string, ignoreGraceful bool) []step {
+// plan returns the changes a reset type causes from state, with the
+// system's faults (slow boot or shutdown, ignored graceful requests).
+func (s *Sim) plan(resetType, state string, f Faults) []step {
 	boot, down := s.opts.BootTime, s.opts.ShutdownTime
+	if f.BootTime > 0 {
+		boot = f.BootTime
+	}
+	if f.ShutdownTime > 0 {
+		down = f.ShutdownTime
+	}
+	// restart: power comes back right after Off.
+	restart := ""
+	if s.opts.PoweringOn {
+		restart = "PoweringOn"
+	}
 	on := state == "On" || state == "PoweringOn"
 	switch resetType {
 	case "On", "ForceOn":
 		if !on {
-			return []step{{0, "PoweringOn"}, {boot, "On"}}
+			return booting(boot, "PoweringOn")
 		}
 	case "ForceOff":
 		// Always a plan, even when Off: it cancels a pending power-on.
-		return []step{{0, "Off"}}
+		return []step{{0, "Off", bootNone}}
 	case "GracefulShutdown":
-		if state == "On" && !ignoreGraceful {
-			return []step{{0, "PoweringOff"}, {down, "Off"}}
+		if state == "On" && !f.IgnoreGraceful {
+			return []step{{0, "PoweringOff", ""}, {down, "Off", bootNone}}
 		}
 	case "GracefulRestart":
-		if state == "On" && !ignoreGraceful {
-			return []step{{0, "PoweringOff"}, {down, "Off"}, {boot, "On"}}
+		if state == "On" && !f.IgnoreGraceful {
+			return append([]step{{0, "PoweringOff", ""}, {down, "Off", bootNone}}, booting(boot, restart)...)
 		}
 	case "ForceRestart", "PowerCycle":
-		return []step{{0, "Off"}, {boot, "On"}}
+		return append([]step{{0, "Off", bootNone}}, booting(boot, restart)...)
 	case "PushPowerButton":
 		if on {
-			return s.plan("GracefulShutdown", state, ignoreGraceful)
+			return s.plan("GracefulShutdown", state, f)
 		}
-		return s.plan("On", state, ignoreGraceful)
+		return s.plan("On", state, f)
 	}
 	return nil
+}
+
+// booting is a boot from power-on to a running OS over d: firmware
+// (processor, then hardware initialisation done at d/4), the OS loader at
+// d/2 (OSBootStarted), PowerState On with OSRunning at d. first is the
+// PowerState while booting ("" leaves it as it is).
+func booting(d time.Duration, first string) []step {
+	q := d / 4
+	return []step{{0, first, bootCPU}, {q, "", bootHardware}, {q, "", bootOS}, {d - 2*q, "On", bootOSRunning}}
 }
 
 // reset handles POST …/Actions/ComputerSystem.Reset.
@@ -86,7 +121,7 @@ func (s *Sim) reset(w http.ResponseWriter, r *http.Request, id string) {
 		return
 	}
 
-	s.apply(id, sys, t, f.IgnoreGraceful)
+	s.apply(id, sys, t, f)
 
 	if f.ResetHang > 0 {
 		select {
@@ -109,11 +144,11 @@ func (s *Sim) reset(w http.ResponseWriter, r *http.Request, id string) {
 }
 
 // apply starts the PowerState changes of a reset, superseding pending ones.
-func (s *Sim) apply(id string, sys *system, resetType string, ignoreGraceful bool) {
+func (s *Sim) apply(id string, sys *system, resetType string, f Faults) {
 	sys.seq.Lock()
 	defer sys.seq.Unlock()
 	s.mu.Lock()
-	steps := s.plan(resetType, sys.state, ignoreGraceful)
+	steps := s.plan(resetType, sys.state, f)
 	if len(steps) == 0 {
 		s.mu.Unlock()
 		return
@@ -133,10 +168,12 @@ func (s *Sim) apply(id string, sys *system, resetType string, ignoreGraceful boo
 func (s *Sim) advance(id string, sys *system, gen int, steps []step) []string {
 	var changed []string
 	for len(steps) > 0 && steps[0].after == 0 {
-		if sys.state != steps[0].state {
-			sys.state = steps[0].state
+		st := steps[0]
+		if st.state != "" && sys.state != st.state {
+			sys.state = st.state
 			changed = append(changed, sys.state)
 		}
+		sys.setBoot(st.boot)
 		steps = steps[1:]
 	}
 	if len(steps) == 0 || s.closed {
@@ -159,4 +196,22 @@ func (s *Sim) advance(id string, sys *system, gen int, steps []step) []string {
 		}
 	}))
 	return changed
+}
+
+// setBoot records a BootProgress.LastState change at the current time
+// ("" or the same state: no change). Call with s.mu held.
+func (sys *system) setBoot(state string) {
+	if state == "" || state == sys.boot {
+		return
+	}
+	now := time.Now()
+	switch state {
+	case bootCPU:
+		sys.bootT0 = now
+	case bootOSRunning:
+		if !sys.bootT0.IsZero() {
+			sys.booted = now.Sub(sys.bootT0).Seconds()
+		}
+	}
+	sys.boot, sys.bootAt = state, now
 }

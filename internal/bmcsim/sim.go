@@ -25,6 +25,11 @@ type Options struct {
 	// ShutdownTime is how long a graceful shutdown or restart spends in
 	// PoweringOff before the system is Off.
 	ShutdownTime time.Duration
+	// PoweringOn makes a restarting system (ForceRestart, PowerCycle, a
+	// GracefulRestart once Off) show PowerState PoweringOn from the moment
+	// power comes back until its OS runs, as a real BMC does; without it the
+	// system stays Off until On. A power-on from Off always shows PoweringOn.
+	PoweringOn bool
 	// OnPower, if set, is called after every PowerState change, in order per
 	// system, outside the simulator's lock (it may read the simulator).
 	OnPower func(system, state string)
@@ -67,6 +72,15 @@ type Faults struct {
 	IgnoreGraceful bool
 	// Refuse answers 400 to these reset types even though they are advertised.
 	Refuse []string
+	// BootTime, if non-zero, replaces Options.BootTime for this system: a
+	// slow (or quick) but healthy boot.
+	BootTime time.Duration
+	// ShutdownTime, if non-zero, replaces Options.ShutdownTime: a slow
+	// graceful shutdown (PoweringOff lasts this long).
+	ShutdownTime time.Duration
+	// NoBootProgress serves the system without its BootProgress property,
+	// as a BMC whose firmware does not report it.
+	NoBootProgress bool
 }
 
 // Reset is one reset request a system received.
@@ -109,7 +123,11 @@ type system struct {
 	seq    sync.Mutex // orders transitions and their hook calls
 	state  string
 	faults Faults
-	gen    int // bumped by every applied reset; stale timers do nothing
+	boot   string    // BootProgress.LastState
+	bootAt time.Time // BootProgress.LastStateTime
+	booted float64   // BootProgress.LastBootTimeSeconds (0: none since start)
+	bootT0 time.Time // when power came on for the boot in progress
+	gen    int       // bumped by every applied reset; stale timers do nothing
 	timers []*time.Timer
 	resets []Reset
 }
@@ -169,7 +187,12 @@ func (s *Sim) add(c System) error {
 	if state == "" {
 		state = "On"
 	}
-	s.systems[c.ID] = &system{cfg: c, allowed: allowed, body: body, state: state, faults: c.Faults}
+	boot := bootOSRunning
+	if state == "Off" {
+		boot = bootNone
+	}
+	s.systems[c.ID] = &system{cfg: c, allowed: allowed, body: body, state: state, faults: c.Faults,
+		boot: boot, bootAt: time.Now()}
 	s.order = append(s.order, c.ID)
 	return nil
 }
@@ -229,11 +252,29 @@ func (s *Sim) SetPowerState(id, state string) error {
 	sys.stopTimers()
 	changed := sys.state != state
 	sys.state = state
+	switch state {
+	case "On":
+		sys.setBoot(bootOSRunning)
+	case "Off":
+		sys.setBoot(bootNone)
+	}
 	s.mu.Unlock()
 	if changed {
 		s.hook(id, state)
 	}
 	return nil
+}
+
+// BootProgress returns a system's BootProgress.LastState and
+// LastStateTime ("" if the system is unknown).
+func (s *Sim) BootProgress(id string) (string, time.Time) {
+	sys, err := s.get(id)
+	if err != nil {
+		return "", time.Time{}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return sys.boot, sys.bootAt
 }
 
 // SetFaults replaces a system's injected faults.

@@ -10,6 +10,10 @@ import (
 
 const resetKey = "#ComputerSystem.Reset"
 
+// timeFormat is Redfish's DateTime with milliseconds (the simulated boots
+// of tests last fractions of a second).
+const timeFormat = "2006-01-02T15:04:05.000Z07:00"
+
 // systemPath is the URL path of a system resource.
 func systemPath(id string) string { return root + "/Systems/" + id }
 
@@ -64,6 +68,15 @@ func (s *Sim) renderSystem(id string, sys *system) ([]byte, error) {
 		return nil, err
 	}
 	body["PowerState"] = sys.state
+	if sys.faults.NoBootProgress {
+		delete(body, "BootProgress")
+	} else {
+		bp := map[string]any{"LastState": sys.boot, "LastStateTime": sys.bootAt.Format(timeFormat)}
+		if sys.booted > 0 {
+			bp["LastBootTimeSeconds"] = sys.booted
+		}
+		body["BootProgress"] = bp
+	}
 	actions, _ := body["Actions"].(map[string]any)
 	if actions == nil {
 		actions = map[string]any{}
