@@ -1,6 +1,8 @@
 package main
 
 import (
+	"cmp"
+	"context"
 	"log/slog"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -13,6 +15,8 @@ import (
 
 // gateEnv is what the gate checks are built from.
 type gateEnv struct {
+	// ctx bounds the informers the gates start (the receiver's lifetime).
+	ctx    context.Context
 	cfg    *config.Config
 	client kubernetes.Interface
 	nodes  *kube.NodeCache
@@ -39,7 +43,9 @@ func (e gateEnv) checksOf(g *config.Gates) ([]safety.Check, error) {
 // installChecks sets the gate's global and per-route checks and the
 // before-destructive hooks.
 func installChecks(gate *safety.Gate, e gateEnv) error {
-	global, err := e.checksOf(e.cfg.Gates)
+	// Without a gates section the built-in checks (other actors' marks,
+	// a node being deleted) still apply.
+	global, err := e.checksOf(cmp.Or(e.cfg.Gates, &config.Gates{}))
 	if err != nil {
 		return err
 	}

@@ -30,7 +30,7 @@ func (e gateEnv) nodeChecks(g *config.Gates) ([]safety.Check, error) {
 		if scope == "" {
 			scope = safety.ScopeNode
 		}
-		pods := startPodCache(context.Background(), e.client, b.LabelSelector, b.Namespaces)
+		pods := startPodCache(e.ctx, e.client, b.LabelSelector, b.Namespaces)
 		out = append(out, &safety.BlockingPods{Pods: pods, Selector: b.LabelSelector, Scope: scope})
 		e.log.Info("blocking-pods gate", "selector", b.LabelSelector, "namespaces", b.Namespaces, "scope", scope)
 	}

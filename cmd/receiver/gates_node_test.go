@@ -114,14 +114,22 @@ safety: {settle: 10ms, breaker: {max_unhealthy_percent: 100}}`
 	rec, _ := startReceiverWith(t, testenv.NewRedis(t), extra, drainRoute, "hands-off")
 	_, reply := rec.post(t, amPayload("NodeDiskPressure", "ho-n1", "fp-ho"))
 	id := reply.Alerts[0].RunID
-	run := rec.waitHold(t, id, "drain", "hands_off")
+	// Deferred when the run is admitted: not even cordoned.
+	var run *runbooks.Run
+	waitFor(t, "the run deferred (hands_off)", 30*time.Second, func() bool {
+		run = rec.run(t, id)
+		return run != nil && run.Status == runbooks.StatusDeferred && run.Hold != nil && run.Hold.Kind == "hands_off"
+	})
 	if !strings.Contains(run.Hold.Reason, "taint ToBeDeletedByClusterAutoscaler (cluster-autoscaler") || run.Hold.RetryAt.IsZero() {
 		t.Fatalf("hold %+v: want the cluster-autoscaler taint named and a retry time", run.Hold)
 	}
+	if node(t, "ho-n1").Spec.Unschedulable || len(run.Timeline) != 0 {
+		t.Fatalf("a node another actor is working on was touched: %s", stepsOutcomes(run))
+	}
 	patchNode(t, "ho-n1", `{"spec":{"taints":null}}`)
-	waitFor(t, "the hold to name the annotation", 30*time.Second, func() bool {
+	waitFor(t, "the deferral to name the annotation", 60*time.Second, func() bool {
 		run = rec.run(t, id)
-		return run.Status == runbooks.StatusHeld && run.Hold != nil && strings.Contains(run.Hold.Reason, "annotation example.com/upgrading=yes")
+		return run.Status == runbooks.StatusDeferred && run.Hold != nil && strings.Contains(run.Hold.Reason, "annotation example.com/upgrading=yes")
 	})
 	patchNode(t, "ho-n1", `{"metadata":{"annotations":{"example.com/upgrading":"done"}}}`)
 	run = rec.waitRunFor(t, id, 60*time.Second)
@@ -131,8 +139,8 @@ safety: {settle: 10ms, breaker: {max_unhealthy_percent: 100}}`
 }
 
 // TestGateNodeDeletingCancels: a node being deleted (deletionTimestamp
-// set, a finalizer keeps it) cancels the run before its destructive step,
-// even without a hands_off section.
+// set, a finalizer keeps it) cancels the run before it starts, even
+// without a hands_off section.
 func TestGateNodeDeletingCancels(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration")

@@ -147,7 +147,7 @@ func runServe(ctx context.Context, o serveOptions, logw io.Writer) error {
 	}
 	gate.Alerts = q
 	gate.Windows = live.Windows
-	if err := installChecks(gate, gateEnv{cfg: cfg, client: client, nodes: nodeCache, reg: promReg, log: log}); err != nil {
+	if err := installChecks(gate, gateEnv{ctx: ctx, cfg: cfg, client: client, nodes: nodeCache, reg: promReg, log: log}); err != nil {
 		return err
 	}
 	if gate.Silences == nil {

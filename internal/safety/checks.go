@@ -23,6 +23,27 @@ type Check interface {
 	Check(ctx context.Context, run *runbooks.Run, step string, node *NodeInfo) (runbooks.Decision, error)
 }
 
+// AdmissionCheck is a Check also asked when a run is admitted, before
+// any of its steps (even the cordon): another actor's marks on the node,
+// a node being deleted.
+type AdmissionCheck interface {
+	Check
+	AtAdmission() bool
+}
+
+// admissionChecks asks the checks that apply before a run starts.
+func (g *Gate) admissionChecks(ctx context.Context, run *runbooks.Run, node *NodeInfo) (runbooks.Decision, error) {
+	for _, c := range g.Checks {
+		if ac, ok := c.(AdmissionCheck); ok && ac.AtAdmission() {
+			d, err := c.Check(ctx, run, "", node)
+			if err != nil || !d.Allow {
+				return d, err
+			}
+		}
+	}
+	return allow, nil
+}
+
 // RouteChecks returns the checks of a run's route (the global ones are
 // Gate.Checks); nil for none.
 type RouteChecks func(route string) []Check

@@ -173,6 +173,9 @@ func (g *Gate) Admit(ctx context.Context, run *runbooks.Run) (runbooks.Decision,
 	if d, err := g.common(ctx, run, node, false); err != nil || !d.Allow {
 		return d, err
 	}
+	if d, err := g.admissionChecks(ctx, run, node); err != nil || !d.Allow {
+		return d, err
+	}
 	if !run.Admitted {
 		if g.L.Settle > 0 {
 			if age := g.now().Sub(run.Created); age < g.L.Settle {

@@ -146,7 +146,7 @@ func DefaultMarks() []Mark {
 // being deleted (deletionTimestamp set).
 type HandsOff struct {
 	Marks []Mark
-	// Retry is when a deferred run asks again (default 30s; the run
+	// Retry is when a deferred run asks again (default 15s; the run
 	// polls sooner anyway and escalates after its hold_timeout).
 	Retry time.Duration
 	Now   func() time.Time
@@ -156,6 +156,9 @@ var _ Check = (*HandsOff)(nil)
 
 // Name implements Check.
 func (h *HandsOff) Name() string { return "hands_off" }
+
+// AtAdmission: a marked node's run waits before its cordon too.
+func (h *HandsOff) AtAdmission() bool { return true }
 
 // Check implements Check.
 func (h *HandsOff) Check(_ context.Context, run *runbooks.Run, _ string, node *NodeInfo) (runbooks.Decision, error) {
@@ -179,7 +182,7 @@ func (h *HandsOff) Check(_ context.Context, run *runbooks.Run, _ string, node *N
 			now = h.Now
 		}
 		if retry <= 0 {
-			retry = 30 * time.Second
+			retry = 15 * time.Second
 		}
 		return runbooks.Decision{Kind: "hands_off", RetryAt: now().Add(retry),
 			Reason: fmt.Sprintf("node %s carries %s (%s): hands off until it is removed", node.Name, m, who)}, nil

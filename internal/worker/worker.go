@@ -234,11 +234,24 @@ func (p *Pool) admit(ctx context.Context, log *slog.Logger, run *runbooks.Run, l
 		}
 		return false, time.Time{}
 	}
+	if d.Cancel && !run.Admitted {
+		// Nothing was done yet (e.g. the node is being deleted).
+		run.Status, run.Error, run.Hold = runbooks.StatusCancelled, d.Reason, nil
+		log.Info("run cancelled before it started", "kind", d.Kind, "reason", d.Reason)
+		if p.Metrics != nil {
+			p.Metrics.Runs.WithLabelValues(run.Runbook, string(run.Status)).Inc()
+		}
+		p.saveRun(ctx, log, run, lease)
+		return false, time.Time{}
+	}
 	changed := run.Hold == nil || run.Hold.Kind != d.Kind || run.Status != runbooks.StatusDeferred
 	now := time.Now()
 	if changed {
 		run.Hold = &runbooks.Hold{Kind: d.Kind, Reason: d.Reason, Since: now}
 	}
+	// Same kind, new detail (another mark, a later retry time): shown,
+	// not counted again.
+	run.Hold.Reason = d.Reason
 	run.Hold.RetryAt = d.RetryAt
 	if run.Admitted {
 		// A run that had started keeps its status; only its reservation waits.
