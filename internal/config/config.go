@@ -441,6 +441,16 @@ func (c *Config) validate(known []string) error {
 	if err := c.Gates.validate("gates"); err != nil {
 		return err
 	}
+	if len(c.Alertmanagers) == 0 {
+		if c.Gates != nil && len(c.Gates.BlockIfAlerts) > 0 {
+			return errors.New("gates.block_if_alerts: needs alertmanagers (where the firing alerts are read)")
+		}
+		for i, r := range c.Routes {
+			if r.Gates != nil && len(r.Gates.BlockIfAlerts) > 0 {
+				return fmt.Errorf("routes[%d].gates.block_if_alerts: needs alertmanagers (where the firing alerts are read)", i)
+			}
+		}
+	}
 	if err := validateHooksList(c.Hooks); err != nil {
 		return err
 	}
