@@ -382,6 +382,9 @@ func parseMode(data []byte, baseDir string, knownRunbooks []string, mode secretM
 	if err := c.validateAlertmanagers(baseDir); err != nil {
 		return nil, err
 	}
+	if err := c.validateAlertGatesNeedAlertmanagers(); err != nil {
+		return nil, err
+	}
 	if !mode.skip {
 		if err := c.readSecrets(baseDir, mode); err != nil {
 			return nil, err
@@ -440,16 +443,6 @@ func (c *Config) validate(known []string) error {
 	}
 	if err := c.Gates.validate("gates"); err != nil {
 		return err
-	}
-	if len(c.Alertmanagers) == 0 {
-		if c.Gates != nil && len(c.Gates.BlockIfAlerts) > 0 {
-			return errors.New("gates.block_if_alerts: needs alertmanagers (where the firing alerts are read)")
-		}
-		for i, r := range c.Routes {
-			if r.Gates != nil && len(r.Gates.BlockIfAlerts) > 0 {
-				return fmt.Errorf("routes[%d].gates.block_if_alerts: needs alertmanagers (where the firing alerts are read)", i)
-			}
-		}
 	}
 	if err := validateHooksList(c.Hooks); err != nil {
 		return err
@@ -586,6 +579,23 @@ func (c *Config) readSecrets(baseDir string, mode secretMode) error {
 		}
 		if _, err := os.Stat(c.BMC.InventoryFile); err != nil {
 			return fmt.Errorf("bmc.inventory_file: %w", err)
+		}
+	}
+	return nil
+}
+
+// validateAlertGatesNeedAlertmanagers: block_if_alerts reads firing
+// alerts from the alertmanagers; without any it could only fail closed.
+func (c *Config) validateAlertGatesNeedAlertmanagers() error {
+	if len(c.Alertmanagers) > 0 {
+		return nil
+	}
+	if c.Gates != nil && len(c.Gates.BlockIfAlerts) > 0 {
+		return errors.New("gates.block_if_alerts: needs alertmanagers (where the firing alerts are read)")
+	}
+	for i, r := range c.Routes {
+		if r.Gates != nil && len(r.Gates.BlockIfAlerts) > 0 {
+			return fmt.Errorf("routes[%d].gates.block_if_alerts: needs alertmanagers (where the firing alerts are read)", i)
 		}
 	}
 	return nil
