@@ -25,6 +25,7 @@ var Params = []Param{
 	{"evict_critical", "false", "also evict system-node-critical / system-cluster-critical pods"},
 	{"soft_reboot", "auto", "how to reboot gracefully: bmc, exec (a node-exec pod running systemctl reboot) or auto (bmc when the node has one)"},
 	{"reboot_timeout", "5m", "how long to wait for a soft reboot to take the node down before power-cycling"},
+	{"reboot_progress_timeout", "90s", "power-cycle sooner, after this long, when a soft reboot shows no sign of progress at all (BMC power state and BootProgress, kubelet Lease, Ready, boot ID); a node showing progress gets reboot_timeout"},
 	{"ready_timeout", "10m", "how long to wait for the node to come back Ready after a reset"},
 	{"healthy_for", "1m", "how long the node must stay Ready, with a fresh Lease and no problem conditions, before uncordon"},
 	{"lease_max_age", "40s", "a kubelet Lease older than this means the node is unresponsive"},

@@ -162,10 +162,14 @@ func stateOr(s string, err error) string {
 	return s
 }
 
-// WaitReboot waits (reboot_timeout from the request) for evidence that
-// the soft reboot took the node down: a new boot ID, Ready not True, or
-// the BMC reporting power Off. No evidence means the soft reboot failed
-// (a hung node) and the power-cycle step takes over.
+// WaitReboot watches for evidence that the soft reboot took (see
+// rebootWatch): the node (boot ID, Ready, kubelet Lease) and, when the
+// node has a BMC, its PowerState and BootProgress. A sign the machine
+// restarted ends the wait: the soft reboot worked. No sign of progress at
+// all within reboot_progress_timeout means a hung node: "reboot failed",
+// and the power-cycle step takes over. A node showing progress (shutting
+// down, Lease stopped) is never cut short: it gets up to reboot_timeout,
+// the hard upper bound, as before. Everything seen goes in the detail.
 func WaitReboot(ctx context.Context, x *Exec) (Outcome, string, error) {
 	sent := x.priorTime(priorSoftSent)
 	if sent.IsZero() {
@@ -174,27 +178,28 @@ func WaitReboot(ctx context.Context, x *Exec) (Outcome, string, error) {
 	if r := x.Run.Prior[priorSoftResult]; r != "" {
 		return OutcomeSkipped, "already decided: soft reboot " + r, nil
 	}
+	hard, soon := x.duration("reboot_timeout"), x.duration("reboot_progress_timeout")
+	soon = min(soon, hard)
 	if x.DryRun {
-		return OutcomeDryRun, "would wait up to " + x.param("reboot_timeout") + " for the node to go down", nil
+		return OutcomeDryRun, fmt.Sprintf("would wait up to %s for the node to go down (power-cycle after %s without any sign of progress)", x.param("reboot_timeout"), soon), nil
 	}
-	bootID := x.Run.Prior[priorBootID]
-	var why string
-	ok, err := x.poll(ctx, sent.Add(x.duration("reboot_timeout")), func() (bool, error) {
-		st, err := x.Status.Status(ctx, x.Run.Node)
-		if err != nil {
+	if x.Status == nil {
+		return "", "", errors.New("wait-reboot: no node status reader configured")
+	}
+	w := newRebootWatch(ctx, x, sent)
+	stalled := false
+	ok, err := x.poll(ctx, sent.Add(hard), func() (bool, error) {
+		if err := w.observe(ctx, x); err != nil {
 			return false, err
 		}
-		switch {
-		case st.BootID != "" && st.BootID != bootID:
-			why = "boot ID changed"
-		case st.Ready != "True":
-			why = "node went NotReady (Ready=" + orNone(st.Ready) + ")"
-		case x.Run.Prior[priorSoftMethod] == "bmc":
-			if s, err := x.Power.PowerState(ctx, x.Run.Node); err == nil && s == StateOff {
-				why = "BMC reports power Off"
-			}
+		if w.down != "" {
+			return true, nil
 		}
-		return why != "", nil
+		if w.moved == "" && !x.Now().Before(sent.Add(soon)) {
+			stalled = true
+			return true, nil
+		}
+		return false, nil
 	})
 	if err != nil {
 		return "", "", err
@@ -202,12 +207,17 @@ func WaitReboot(ctx context.Context, x *Exec) (Outcome, string, error) {
 	if x.Run.Prior[priorSoftMethod] == "exec" && x.Exec != nil {
 		_ = x.Exec.Cleanup(ctx, x.Run.Node, x.Run.ID, "reboot")
 	}
-	if ok {
+	if ok && !stalled {
 		x.Run.SetPrior(priorSoftResult, softOK)
-		return OutcomeDone, fmt.Sprintf("node went down %s after the request: %s", since(x.Now(), sent), why), nil
+		return OutcomeDone, fmt.Sprintf("node went down %s after the request: %s%s", since(x.Now(), sent), w.down, w.evidence()), nil
 	}
 	x.Run.SetPrior(priorSoftResult, softFails)
-	return OutcomeDone, fmt.Sprintf("reboot failed: no sign of a reboot within %s (hung node); escalating to a power-cycle", x.param("reboot_timeout")), nil
+	if stalled {
+		return OutcomeDone, fmt.Sprintf("reboot failed: no sign of progress within %s (reboot_progress_timeout; hung node): %s%s; escalating to a power-cycle",
+			soon, w.still(), w.evidence()), nil
+	}
+	return OutcomeDone, fmt.Sprintf("reboot failed: no sign of a reboot within %s (reboot_timeout; progress seen: %s): %s%s; escalating to a power-cycle",
+		x.param("reboot_timeout"), w.moved, w.still(), w.evidence()), nil
 }
 
 // PowerCycle hard-resets the node through its BMC, unless a soft reboot

@@ -319,3 +319,268 @@ func TestVerifyHealthWaitsForDetector(t *testing.T) {
 		})
 	}
 }
+
+// machine is a fake node and BMC whose soft reboot follows a script of
+// what the BMC and the API server show at times after the request (a hard
+// reset brings it back in 20 ms). Wrapped in progressBMC it also reports
+// BootProgress; on its own it is a BMC without it.
+type machine struct {
+	mu      sync.Mutex
+	ready   string
+	readyAt time.Time
+	bootID  string
+	stopped bool      // the kubelet stopped renewing its Lease…
+	lease   time.Time // …at this time
+	power   string
+	boot    string // BootProgress.LastState; "" the firmware reports none
+	bootAt  time.Time
+	resets  []string
+	script  []scene
+}
+
+type scene struct {
+	after time.Duration
+	do    func(m *machine)
+}
+
+func newMachine(boot string, script ...scene) *machine {
+	return &machine{ready: "True", bootID: "boot-0", power: StateOn, boot: boot, bootAt: time.Now().Add(-time.Hour), script: script}
+}
+
+func (m *machine) Status(_ context.Context, node string) (*NodeStatus, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	lease := time.Now()
+	if m.stopped {
+		lease = m.lease
+	}
+	return &NodeStatus{Name: node, Ready: m.ready, ReadySince: m.readyAt, BootID: m.bootID, LeaseRenewed: lease,
+		Conditions: map[string]string{"Ready": m.ready}, Heartbeats: map[string]time.Time{}}, nil
+}
+
+func (m *machine) Has(context.Context, string) bool { return true }
+
+func (m *machine) PowerState(context.Context, string) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.power, nil
+}
+
+func (m *machine) Reset(_ context.Context, _ string, kind string) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.resets = append(m.resets, kind)
+	switch kind {
+	case PowerSoft:
+		for _, s := range m.script {
+			time.AfterFunc(s.after, func() {
+				m.mu.Lock()
+				defer m.mu.Unlock()
+				s.do(m)
+			})
+		}
+		return "GracefulRestart", nil
+	case PowerHard:
+		m.power, m.ready, m.stopped, m.lease = StateOff, "Unknown", true, time.Now()
+		m.setBoot("None")
+		time.AfterFunc(20*time.Millisecond, func() { m.mu.Lock(); defer m.mu.Unlock(); m.up() })
+		return "ForceRestart", nil
+	}
+	return "", fmt.Errorf("machine: reset %s not scripted", kind)
+}
+
+// up: the OS runs again, with a new boot ID. Call with m.mu held.
+func (m *machine) up() {
+	m.power, m.ready, m.readyAt, m.stopped = StateOn, "True", time.Now(), false
+	m.bootID = fmt.Sprintf("boot-%d", len(m.resets))
+	m.setBoot("OSRunning")
+}
+
+func (m *machine) setBoot(s string) {
+	if m.boot != "" {
+		m.boot, m.bootAt = s, time.Now()
+	}
+}
+
+func (m *machine) Drain(context.Context, string, DrainSpec) (DrainReport, error) {
+	return DrainReport{Summary: "nothing to drain"}, nil
+}
+
+func (m *machine) resetKinds() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return fmt.Sprint(m.resets)
+}
+
+// progressBMC is the machine's BMC with BootProgress (a BootProgressReader).
+type progressBMC struct{ *machine }
+
+var _ BootProgressReader = progressBMC{}
+
+func (p progressBMC) BootProgress(_ context.Context, _ string) (string, time.Time, string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.boot == "" {
+		return "", time.Time{}, p.power, nil
+	}
+	return p.boot, p.bootAt, p.power, nil
+}
+
+// Scenes.
+func powerAt(d time.Duration, state string) scene {
+	return scene{d, func(m *machine) { m.power = state }}
+}
+func bootAt(d time.Duration, state string) scene {
+	return scene{d, func(m *machine) { m.setBoot(state) }}
+}
+func leaseStopsAt(d time.Duration) scene {
+	return scene{d, func(m *machine) { m.stopped, m.lease = true, time.Now() }}
+}
+func notReadyAt(d time.Duration) scene {
+	return scene{d, func(m *machine) { m.ready = "Unknown" }}
+}
+func upAt(d time.Duration) scene { return scene{d, func(m *machine) { m.up() }} }
+
+// progressParams: a short reboot_progress_timeout, a reboot_timeout far
+// beyond the test's patience.
+func progressParams(progress string) map[string]string {
+	return map[string]string{"reboot_progress_timeout": progress, "reboot_timeout": "1m", "ready_timeout": "5s",
+		"healthy_for": "20ms", "lease_max_age": "100ms"}
+}
+
+func runMachine(t *testing.T, m *machine, withProgress bool, params map[string]string) (*Run, Entry) {
+	t.Helper()
+	e, _, _ := newExec(t, Builtin()...)
+	e.Deps.Status, e.Deps.Drain, e.Deps.Power, e.Deps.Poll = m, m, m, 5*time.Millisecond
+	if withProgress {
+		e.Deps.Power = progressBMC{m}
+	}
+	r := reboot(t, e, false, params)
+	for _, en := range r.Timeline {
+		if en.Step == "wait-reboot" {
+			return r, en
+		}
+	}
+	t.Fatalf("no wait-reboot step: %s", outcomes(r))
+	return r, Entry{}
+}
+
+// A hung node whose BMC shows BootProgress stuck at OSRunning (an old
+// LastStateTime) is power-cycled once reboot_progress_timeout passes, not
+// after reboot_timeout (1m here).
+func TestWaitRebootHungPowerCycledAfterProgressTimeout(t *testing.T) {
+	m := newMachine("OSRunning")
+	r, w := runMachine(t, m, true, progressParams("300ms"))
+	if r.Status != StatusSucceeded || m.resetKinds() != "[soft hard]" {
+		t.Fatalf("%s %q %s resets %s", r.Status, r.Error, outcomes(r), m.resetKinds())
+	}
+	if d := w.End.Sub(w.Start); d < 250*time.Millisecond || d > 10*time.Second {
+		t.Fatalf("wait-reboot took %s; want reboot_progress_timeout (300ms), not reboot_timeout", d)
+	}
+	for _, want := range []string{"reboot failed", "no sign of progress within 300ms", "BootProgress OSRunning since", "BMC power On", "Ready=True"} {
+		if !contains(w.Detail, want) {
+			t.Errorf("wait-reboot detail lacks %q: %s", want, w.Detail)
+		}
+	}
+}
+
+// A slow reboot that shows progress is never power-cycled, however long
+// it takes beyond reboot_progress_timeout.
+func TestWaitRebootProgressingNeverPowerCycled(t *testing.T) {
+	for _, c := range []struct {
+		name         string
+		withProgress bool
+		boot         string
+		script       []scene
+		want         []string // in the wait-reboot detail
+	}{{
+		// The OS takes 600 ms to shut down (PoweringOff), then a 900 ms
+		// boot walks through the firmware and OS states; the API server
+		// still says Ready until the kubelet is back.
+		name: "slow shutdown then BootProgress", withProgress: true, boot: "OSRunning",
+		script: []scene{powerAt(0, StatePoweringOff), powerAt(600*time.Millisecond, StateOff), bootAt(600*time.Millisecond, "None"),
+			powerAt(650*time.Millisecond, StatePoweringOn), bootAt(650*time.Millisecond, "PrimaryProcessorInitializationStarted"),
+			bootAt(1100*time.Millisecond, "OSBootStarted"), upAt(1500 * time.Millisecond)},
+		want: []string{"node went down", "BMC reports PoweringOff", "BMC reports power Off"},
+	}, {
+		// A warm reset: PowerState stays On, only BootProgress moves
+		// (after 100 ms); the node is back with a new boot ID at 1.2 s.
+		name: "BootProgress only", withProgress: true, boot: "OSRunning",
+		script: []scene{bootAt(100*time.Millisecond, "PrimaryProcessorInitializationStarted"),
+			bootAt(600*time.Millisecond, "OSBootStarted"), upAt(1200 * time.Millisecond)},
+		want: []string{"node went down", "BootProgress OSRunning → PrimaryProcessorInitializationStarted"},
+	}, {
+		// A BMC without BootProgress (nor PowerState changes): the kubelet
+		// Lease stops at 100 ms, Ready flips at 700 ms.
+		name: "no BootProgress: the Lease", withProgress: false,
+		script: []scene{leaseStopsAt(100 * time.Millisecond), notReadyAt(700 * time.Millisecond), upAt(900 * time.Millisecond)},
+		want:   []string{"node went down", "kubelet Lease stopped", "node went NotReady"},
+	}, {
+		// Firmware that reports no BootProgress through a BootProgress
+		// reader: the same.
+		name: "BootProgress empty: the Lease", withProgress: true, boot: "",
+		script: []scene{leaseStopsAt(100 * time.Millisecond), notReadyAt(700 * time.Millisecond), upAt(900 * time.Millisecond)},
+		want:   []string{"node went down", "BMC reports no BootProgress", "kubelet Lease stopped", "node went NotReady"},
+	}} {
+		t.Run(c.name, func(t *testing.T) {
+			m := newMachine(c.boot, c.script...)
+			r, w := runMachine(t, m, c.withProgress, progressParams("300ms"))
+			if r.Status != StatusSucceeded || m.resetKinds() != "[soft]" {
+				t.Fatalf("%s %q %s resets %s; wait-reboot: %s", r.Status, r.Error, outcomes(r), m.resetKinds(), w.Detail)
+			}
+			for _, want := range c.want {
+				if !contains(w.Detail, want) {
+					t.Errorf("wait-reboot detail lacks %q: %s", want, w.Detail)
+				}
+			}
+		})
+	}
+}
+
+// Without BootProgress the node's signals decide: nothing moves → the
+// power-cycle after reboot_progress_timeout; a node that already stopped
+// renewing its Lease before the request shows no progress by that.
+func TestWaitRebootWithoutBootProgressHung(t *testing.T) {
+	for _, c := range []struct {
+		name         string
+		withProgress bool
+		staleLease   bool
+		want         string
+	}{
+		{"plain BMC", false, false, "BMC power On"},
+		{"firmware without BootProgress", true, false, "no BootProgress"},
+		{"Lease already stale", false, true, "Lease already not renewed"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m := newMachine("")
+			if c.staleLease {
+				m.stopped, m.lease = true, time.Now().Add(-time.Minute)
+			}
+			r, w := runMachine(t, m, c.withProgress, progressParams("300ms"))
+			if m.resetKinds() != "[soft hard]" || !contains(w.Detail, "no sign of progress within 300ms") || !contains(w.Detail, c.want) {
+				t.Fatalf("%s %s resets %s; wait-reboot: %s", r.Status, outcomes(r), m.resetKinds(), w.Detail)
+			}
+			if d := w.End.Sub(w.Start); d > 10*time.Second {
+				t.Fatalf("wait-reboot took %s", d)
+			}
+		})
+	}
+}
+
+// Progress that never ends in a restart (a shutdown hung in PoweringOff)
+// waits the whole reboot_timeout, then power-cycles: the existing path.
+func TestWaitRebootProgressThenStuckWaitsRebootTimeout(t *testing.T) {
+	m := newMachine("OSRunning", powerAt(50*time.Millisecond, StatePoweringOff))
+	p := progressParams("100ms")
+	p["reboot_timeout"] = "700ms"
+	r, w := runMachine(t, m, true, p)
+	if m.resetKinds() != "[soft hard]" {
+		t.Fatalf("%s %s resets %s", r.Status, outcomes(r), m.resetKinds())
+	}
+	if d := w.End.Sub(w.Start); d < 650*time.Millisecond {
+		t.Fatalf("wait-reboot gave up after %s although the node showed progress; want reboot_timeout (700ms)", d)
+	}
+	if !contains(w.Detail, "no sign of a reboot within 700ms") || !contains(w.Detail, "progress seen: BMC reports PoweringOff") {
+		t.Fatalf("wait-reboot detail: %s", w.Detail)
+	}
+}
