@@ -30,6 +30,15 @@ func (p fleetPower) PowerState(ctx context.Context, node string) (string, error)
 	return string(s), err
 }
 
+// BootProgress gives wait-reboot the BMC's view of the boot (Redfish
+// BootProgress with the PowerState; IPMI: the power state only).
+func (p fleetPower) BootProgress(ctx context.Context, node string) (string, time.Time, string, error) {
+	bp, err := p.f.BootProgress(ctx, node)
+	return bp.LastState, bp.LastStateTime, string(bp.PowerState), err
+}
+
+var _ runbooks.BootProgressReader = fleetPower{}
+
 // Reset sends the reset; the runbook's last check (its lease, see
 // runbooks.PreSend) runs after the system is read and right before the
 // request.
