@@ -37,6 +37,20 @@ type NPD struct {
 	mu     sync.Mutex
 	p      *proc
 	uptime float64 // the fake kernel's clock for [seconds.micros]
+
+	// apiserver, when set (ExportTo), turns NPD's Kubernetes exporter on:
+	// it writes its conditions on the Node, with heartbeats.
+	apiserver string
+}
+
+// ExportTo makes the next Start run NPD's Kubernetes exporter against the
+// API server at host with kubeconfig's credentials, as the DaemonSet does
+// in a cluster: its conditions (KernelDeadlock, ReadonlyFilesystem) appear
+// on the Node, set to False with a fresh lastHeartbeatTime when it starts.
+func (n *NPD) ExportTo(host, kubeconfig string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.apiserver = host + "?inClusterConfig=false&auth=" + kubeconfig
 }
 
 // NewNPD prepares (but does not start) a node-problem-detector for node
@@ -91,7 +105,7 @@ func (n *NPD) Start(ctx context.Context) error {
 	if n.p != nil && !n.p.exited() {
 		return nil
 	}
-	p, err := startProc("node-problem-detector", n.bin, []string{
+	args := []string{
 		"--config.system-log-monitor=" + n.cfg,
 		"--enable-k8s-exporter=false",
 		"--hostname-override=" + n.Node,
@@ -99,7 +113,12 @@ func (n *NPD) Start(ctx context.Context) error {
 		"--prometheus-address=127.0.0.1",
 		"--prometheus-port=" + strconv.Itoa(n.port),
 		"--logtostderr",
-	}, filepath.Join(n.dir, "npd.log"))
+	}
+	if n.apiserver != "" {
+		args[1] = "--enable-k8s-exporter=true"
+		args = append(args, "--apiserver-override="+n.apiserver)
+	}
+	p, err := startProc("node-problem-detector", n.bin, args, filepath.Join(n.dir, "npd.log"))
 	if err != nil {
 		return err
 	}
