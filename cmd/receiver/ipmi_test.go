@@ -183,6 +183,54 @@ func TestIPMIRebootSoftWorks(t *testing.T) {
 	}
 }
 
+// TestIPMIWrongPassword: the BMC refuses the session; the run escalates
+// saying so, the simulator acts on no power request, and node-healer
+// does not keep knocking (no retry storm).
+func TestIPMIWrongPassword(t *testing.T) {
+	createNodes(t, "ipmi-pw-n1")
+	b := startIPMI(t, "ipmi-pw-n1")
+	sim := b.Sims["ipmi-pw-n1"]
+	must(t, os.WriteFile(b.Password, []byte("not-the-password\n"), 0o600))
+	rec := startIPMIHealer(t, b.Inventory)
+	_, reply := rec.post(t, amPayload("NodeReadonlyFilesystem", "ipmi-pw-n1", "fp-ipmi-pw"))
+	run := rec.waitRunFor(t, reply.Alerts[0].RunID, 2*time.Minute)
+	requests := ipmiRequests(t, rec)
+	if run.Status != runbooks.StatusEscalated || !strings.Contains(run.Error, "authentication failed") {
+		t.Fatalf("run %s after %d attempts (%d IPMI requests): %q\n%s", run.Status, run.Attempts, requests, run.Error, stepsOutcomes(run))
+	}
+	if strings.Contains(run.Error, "not-the-password") || strings.Contains(rec.Log.String(), "not-the-password") {
+		t.Fatal("the password shows in the run or the log")
+	}
+	if got := powerRequests(sim); got != "off=0 reset=0 soft=0" {
+		t.Fatalf("the simulator acted on %s with a wrong password: %q", got, sim.Events())
+	}
+	if requests > 10 {
+		t.Fatalf("%d IPMI requests for one run with a wrong password: a retry storm", requests)
+	}
+	if n := node(t, "ipmi-pw-n1"); !n.Spec.Unschedulable || n.Labels[runbooks.LabelNeedsAttention] != "true" {
+		t.Fatalf("node not left cordoned and marked: %v %v", n.Spec.Unschedulable, n.Labels)
+	}
+}
+
+// TestIPMIUnreachable: nothing listens on the BMC's port; the run
+// escalates once the BMC timeout has passed.
+func TestIPMIUnreachable(t *testing.T) {
+	createNodes(t, "ipmi-down-n1")
+	port, err := testenv.FreePort()
+	must(t, err)
+	inv, _ := ipmiInventory(t, "ipmi-pw", map[string]int{"ipmi-down-n1": port})
+	rec := startIPMIHealer(t, inv)
+	_, reply := rec.post(t, amPayload("NodeReadonlyFilesystem", "ipmi-down-n1", "fp-ipmi-down"))
+	run := rec.waitRunFor(t, reply.Alerts[0].RunID, 2*time.Minute)
+	requests := ipmiRequests(t, rec)
+	if run.Status != runbooks.StatusEscalated || !strings.Contains(run.Error, "unreachable") {
+		t.Fatalf("run %s after %d attempts (%d IPMI requests): %q\n%s", run.Status, run.Attempts, requests, run.Error, stepsOutcomes(run))
+	}
+	if requests > 10 {
+		t.Fatalf("%d IPMI requests for one run with an unreachable BMC: a retry storm", requests)
+	}
+}
+
 // TestIPMIFenceUnresponsiveNode: a NotReady node with a StatefulSet pod
 // is powered off over IPMI; the out-of-service taint appears only while
 // the simulated server is stopped, and is gone once it is back.

@@ -25,8 +25,14 @@ func (p fleetPower) Has(ctx context.Context, node string) bool {
 	return p.f.Has(ctx, node) == nil
 }
 
+// PowerState reads the node's power state. A BMC that refuses the
+// credentials or does not answer at all escalates the run (retrying every
+// claim would only lock the BMC account or wait for the network).
 func (p fleetPower) PowerState(ctx context.Context, node string) (string, error) {
 	s, err := p.f.PowerState(ctx, node)
+	if _, permanent := bmc.Permanent(err); permanent {
+		return "", runbooks.Escalate("BMC of node %s: %v", node, err)
+	}
 	return string(s), err
 }
 
@@ -42,11 +48,22 @@ var _ runbooks.BootProgressReader = fleetPower{}
 // Reset sends the reset; the runbook's last check (its lease, see
 // runbooks.PreSend) runs after the system is read and right before the
 // request.
+//
+// A BMC that refuses the credentials or cannot be reached escalates: the
+// decision stays recorded (never resent), and a human fixes the inventory
+// or the network instead of node-healer retrying into an account lockout.
 func (p fleetPower) Reset(ctx context.Context, node, kind string) (string, error) {
+	var typ string
+	var err error
 	if check := runbooks.PreSend(ctx); check != nil {
-		return p.f.ResetChecked(ctx, node, bmc.Kind(kind), check)
+		typ, err = p.f.ResetChecked(ctx, node, bmc.Kind(kind), check)
+	} else {
+		typ, err = p.f.Reset(ctx, node, bmc.Kind(kind))
 	}
-	return p.f.Reset(ctx, node, bmc.Kind(kind))
+	if _, permanent := bmc.Permanent(err); permanent {
+		return typ, runbooks.Escalate("BMC of node %s: %v (not resent)", node, err)
+	}
+	return typ, err
 }
 
 // newPower builds the BMC fleet from bmc.inventory_file, or nil (no BMC:

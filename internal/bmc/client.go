@@ -242,7 +242,7 @@ func (c *Client) allowed(ctx context.Context) ([]string, *schemas.ComputerSystem
 // wrap adds the operation and node to a BMC error, marks it ErrBMC, and
 // shortens Redfish error bodies to their message.
 func (c *Client) wrap(op string, err error) error {
-	return fmt.Errorf("%w: node %s: %s: %s", ErrBMC, c.t.Node, op, describe(err))
+	return fmt.Errorf("%w: node %s: %s: %w", ErrBMC, c.t.Node, op, describe(err))
 }
 
 // describe renders an error without the raw response body.

@@ -332,7 +332,7 @@ func waitState(ctx context.Context, node string, want State, timeout, poll time.
 
 // wrap marks an IPMI error ErrBMC with the node and the command.
 func (c *IPMIClient) wrap(op string, err error) error {
-	return fmt.Errorf("%w: node %s: ipmi %s: %s", ErrBMC, c.t.Node, op, describeIPMI(err))
+	return fmt.Errorf("%w: node %s: ipmi %s: %w", ErrBMC, c.t.Node, op, describeIPMI(err))
 }
 
 // isTimeout reports a network timeout (a BMC that does not answer).

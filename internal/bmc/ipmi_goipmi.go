@@ -86,11 +86,11 @@ func describeIPMI(err error) error {
 	msg := strings.Join(strings.Fields(err.Error()), " ")
 	switch {
 	case isTimeout(err) || errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("no answer from the BMC (unreachable, or not an IPMI BMC): %w", err)
+		return fmt.Errorf("no answer from the BMC (unreachable, or not an IPMI BMC): %w: %w", ErrUnreachable, err)
 	case strings.Contains(msg, "rakp"), strings.Contains(msg, "RAKP"):
-		return fmt.Errorf("RMCP+ authentication failed (wrong username or password, or the user may not open a session at this privilege): %s", clip(msg))
+		return fmt.Errorf("RMCP+ authentication failed (wrong username or password, or the user may not open a session at this privilege): %w: %s", ErrAuth, clip(msg))
 	case strings.Contains(msg, "connection refused"):
-		return fmt.Errorf("BMC unreachable (port closed): %s", clip(msg))
+		return fmt.Errorf("BMC unreachable (port closed): %w: %s", ErrUnreachable, clip(msg))
 	}
 	return errors.New(clip(msg))
 }

@@ -68,6 +68,9 @@ func SoftReboot(ctx context.Context, x *Exec) (Outcome, string, error) {
 		if errors.Is(err, ErrLeaseLost) {
 			return "", "", err
 		}
+		if esc := (*EscalationError)(nil); errors.As(err, &esc) {
+			return "", "", err // the BMC refused or cannot be reached: a human
+		}
 		if err != nil {
 			// The request may have been applied: never resend, look instead.
 			state, serr := x.Power.PowerState(ctx, x.Run.Node)
@@ -260,6 +263,9 @@ func PowerCycle(ctx context.Context, x *Exec) (Outcome, string, error) {
 	typ, err := x.reset(ctx, PowerHard)
 	if errors.Is(err, ErrLeaseLost) {
 		return "", "", err
+	}
+	if esc := (*EscalationError)(nil); errors.As(err, &esc) {
+		return "", "", err // the BMC refused or cannot be reached: a human
 	}
 	var detail string
 	if err != nil {
