@@ -13,6 +13,7 @@ import (
 
 	"github.com/node-healer/node-healer/internal/bmcsim"
 	"github.com/node-healer/node-healer/internal/pipeline"
+	"github.com/node-healer/node-healer/internal/runbooks"
 	"github.com/node-healer/node-healer/internal/testenv"
 )
 
@@ -25,6 +26,9 @@ type scenario struct {
 	faults map[string]bmcsim.Faults
 	config map[string]string
 	storm  bool
+	// noPowerCycle: the run fails if the node was power-cycled (a slow but
+	// progressing reboot must never be cut short).
+	noPowerCycle bool
 }
 
 var scenarios = map[string]scenario{
@@ -36,6 +40,12 @@ var scenarios = map[string]scenario{
 	"deadlock": {
 		about: "kernel deadlock on node-1; the graceful restart through the BMC works",
 		alert: "NodeKernelDeadlock", line: pipeline.LineKernelDeadlock, nodes: []string{"node-1"},
+	},
+	"deadlock-slow-boot": {
+		about: "kernel deadlock on node-1; the graceful restart works but the machine takes 4 minutes to boot (BootProgress moving): node-healer must wait, never power-cycle (use with -shipped)",
+		alert: "NodeKernelDeadlock", line: pipeline.LineKernelDeadlock, nodes: []string{"node-1"},
+		faults:       map[string]bmcsim.Faults{"node-1": {BootTime: 4 * time.Minute}},
+		noPowerCycle: true,
 	},
 	"readonly-fs": {
 		about: "root filesystem remounted read-only on node-1 (the rule waits for: 1m before firing)",
@@ -52,7 +62,7 @@ var scenarios = map[string]scenario{
 func run(ctx context.Context, o options) error {
 	sc, ok := scenarios[o.Scenario]
 	if !ok {
-		return fmt.Errorf("unknown scenario %q (deadlock-hung, deadlock, readonly-fs, storm)", o.Scenario)
+		return fmt.Errorf("unknown scenario %q (deadlock-hung, deadlock, deadlock-slow-boot, readonly-fs, storm)", o.Scenario)
 	}
 	out := o.Out
 	recv, err := filepath.Abs(o.Receiver)
@@ -70,14 +80,18 @@ func run(ctx context.Context, o options) error {
 	} else if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "node-healer demo — scenario %s: %s\nconfigs, logs and data in %s\n\n", o.Scenario, sc.about, dir)
+	fmt.Fprintf(out, "node-healer demo — scenario %s: %s\nconfigs, logs and data in %s\n", o.Scenario, sc.about, dir)
+	if o.Shipped {
+		fmt.Fprintln(out, "shipped timings: Prometheus global scrape/evaluation 30s (NPD 5s), shipped Alertmanager route, node-healer and runbook defaults, 2-minute simulated boot")
+	}
+	fmt.Fprintln(out)
 
 	startCtx, cancelStart := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancelStart()
 	started := time.Now()
 	p, err := pipeline.Start(startCtx, pipeline.Options{
 		Dir: dir, Receiver: recv, FaultNodes: sc.nodes, Faults: sc.faults, Config: sc.config, Progress: out,
-		ScrapeInterval: o.Scrape,
+		ScrapeInterval: o.Scrape, Shipped: o.Shipped,
 	})
 	defer func() {
 		fmt.Fprintln(out, "\nstopping every process the demo started…")
@@ -149,8 +163,13 @@ func heal(ctx context.Context, out io.Writer, p *pipeline.Pipeline, sc scenario,
 	_ = tw.Flush()
 	fmt.Fprintf(out, "RESULT scenario=%s status=%s npd=%.2f prometheus=%.2f alertmanager=%.2f webhook=%.2f cordon=%.2f uncordon=%.2f evicted=%d powercycle=%v\n",
 		name, s.Status, s.NPD.Seconds(), s.Prometheus.Seconds(), s.Alertmanager.Seconds(), s.Accepted.Seconds(), s.Cordon.Seconds(), s.Uncordon.Seconds(), s.Evicted, s.PowerCycled)
+	fmt.Fprintf(out, "STEPS scenario=%s %s resets=%s\n", name, stepTimes(tr), strings.Join(p.Resets(node), ","))
 	if s.Status != "succeeded" {
 		return fmt.Errorf("the run ended %s: %s", s.Status, tr.Run.Error)
+	}
+	if sc.noPowerCycle && (s.PowerCycled || len(p.Resets(node)) != 1) {
+		return fmt.Errorf("%s was reset %d times (%s), power-cycled: %v; a slow but progressing reboot must get exactly one graceful restart",
+			node, len(p.Resets(node)), strings.Join(p.Resets(node), ", "), s.PowerCycled)
 	}
 	return nil
 }
@@ -242,6 +261,31 @@ func storm(ctx context.Context, out io.Writer, p *pipeline.Pipeline, sc scenario
 		return fmt.Errorf("%d nodes were cordoned or reset while the breaker was open", bad)
 	}
 	return nil
+}
+
+// stepTimes lists where the run's seconds went, as name=seconds: the
+// webhook's wait for the run to start (queue: accepted → first step), then
+// each completed step's duration in timeline order (a repeated step gets
+// #2, #3…).
+func stepTimes(tr *pipeline.Trace) string {
+	var parts []string
+	seen := map[string]int{}
+	first := true
+	for _, e := range tr.Run.Timeline {
+		if e.Outcome == runbooks.OutcomeStarted || e.End.IsZero() {
+			continue
+		}
+		if first {
+			parts = append(parts, fmt.Sprintf("queue=%.2f", e.Start.Sub(tr.Run.Created).Seconds()))
+			first = false
+		}
+		name := e.Step
+		if seen[e.Step]++; seen[e.Step] > 1 {
+			name = fmt.Sprintf("%s#%d", e.Step, seen[e.Step])
+		}
+		parts = append(parts, fmt.Sprintf("%s=%.2f", name, e.End.Sub(e.Start).Seconds()))
+	}
+	return strings.Join(parts, " ")
 }
 
 func secs(d time.Duration) string {

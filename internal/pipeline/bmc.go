@@ -18,7 +18,7 @@ import (
 // PowerEvent is one power state change a simulated BMC made.
 type PowerEvent struct {
 	Node  string
-	State string // Off | On
+	State string // PoweringOff | Off | PoweringOn (Options.Shipped) | On
 	At    time.Time
 }
 
@@ -53,16 +53,20 @@ func (p *Pipeline) startBMC() error {
 			}
 		}()
 	}
-	sim, err := bmcsim.New(bmcsim.Options{Systems: systems, Username: "admin", Password: "bmc-pw",
-		BootTime: 500 * time.Millisecond, ShutdownTime: 200 * time.Millisecond,
-		OnPower: func(system, state string) {
-			env.mu.Lock()
-			env.events = append(env.events, PowerEvent{Node: system, State: state, At: time.Now()})
-			env.mu.Unlock()
-			if q, ok := env.queues[system]; ok {
-				q <- state
-			}
-		}})
+	bo := bmcsim.Options{Systems: systems, Username: "admin", Password: "bmc-pw",
+		BootTime: 500 * time.Millisecond, ShutdownTime: 200 * time.Millisecond}
+	if p.opts.Shipped {
+		bo.BootTime, bo.ShutdownTime, bo.PoweringOn = ShippedBootTime, ShippedShutdownTime, true
+	}
+	bo.OnPower = func(system, state string) {
+		env.mu.Lock()
+		env.events = append(env.events, PowerEvent{Node: system, State: state, At: time.Now()})
+		env.mu.Unlock()
+		if q, ok := env.queues[system]; ok {
+			q <- state
+		}
+	}
+	sim, err := bmcsim.New(bo)
 	if err != nil {
 		return err
 	}

@@ -28,6 +28,20 @@ var DemoParams = map[string]string{
 	"drain_timeout":  "2m",
 }
 
+// Shipped timings (Options.Shipped).
+const (
+	// ShippedInterval is the global scrape and evaluation interval of a
+	// kube-prometheus-style Prometheus.
+	ShippedInterval = 30 * time.Second
+	// ShippedNPDInterval is deploy/prometheus/npd-podmonitor.yaml's interval.
+	ShippedNPDInterval = 5 * time.Second
+	// ShippedBootTime is a simulated server's boot, power-on to running OS
+	// (the bmc-sim command's default).
+	ShippedBootTime = 2 * time.Minute
+	// ShippedShutdownTime is a simulated graceful shutdown (bmc-sim's default).
+	ShippedShutdownTime = 3 * time.Second
+)
+
 // alertmanagerConfig is the shipped alertmanager/alertmanager.yml with the
 // node-healer receiver's url and credentials_file pointed at this machine
 // and, when set, the node-healer route's group_wait/group_interval replaced.
@@ -89,18 +103,33 @@ func alertmanagerConfig(webhookURL, tokenFile string, groupWait, groupInterval t
 	return "# alertmanager/alertmanager.yml, rewritten by internal/pipeline (webhook url, credentials_file)\n" + string(out), nil
 }
 
+// intervals are Prometheus' timings: the global scrape and evaluation
+// intervals and, if non-zero, the node-problem-detector job's own scrape
+// interval.
+type intervals struct {
+	scrape, eval, npd time.Duration
+}
+
 // prometheusConfig scrapes each NPD (with its node label) and node-healer,
 // evaluates the shipped rules and alerts the local Alertmanager.
-func prometheusConfig(scrape time.Duration, npds map[string]string, receivers []string, amAddr string) (string, error) {
+func prometheusConfig(iv intervals, npds map[string]string, receivers []string, amAddr string) (string, error) {
 	root, err := testenv.RepoRoot()
 	if err != nil {
 		return "", err
 	}
+	timeout := min(iv.scrape, 5*time.Second)
+	if iv.npd > 0 {
+		timeout = min(timeout, iv.npd)
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "# written by internal/pipeline\nglobal:\n  scrape_interval: %s\n  scrape_timeout: %s\n  evaluation_interval: 1s\n", scrape, min(scrape, 5*time.Second))
+	fmt.Fprintf(&b, "# written by internal/pipeline\nglobal:\n  scrape_interval: %s\n  scrape_timeout: %s\n  evaluation_interval: %s\n", iv.scrape, timeout, iv.eval)
 	fmt.Fprintf(&b, "rule_files:\n  - %s\n", filepath.Join(root, "rules", "node-healer.rules.yml"))
 	fmt.Fprintf(&b, "alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['%s']\n", amAddr)
-	b.WriteString("scrape_configs:\n  - job_name: node-problem-detector\n    static_configs:\n")
+	b.WriteString("scrape_configs:\n  - job_name: node-problem-detector\n")
+	if iv.npd > 0 {
+		fmt.Fprintf(&b, "    scrape_interval: %s\n", iv.npd)
+	}
+	b.WriteString("    static_configs:\n")
 	nodes := make([]string, 0, len(npds))
 	for n := range npds {
 		nodes = append(nodes, n)
@@ -137,11 +166,15 @@ func receiverConfig(o *Options, redisURL, tokenFile, inventory, amURL string) st
 			fmt.Fprintf(&b, "%s: %s\n", sec, v)
 		}
 	}
-	fmt.Fprintf(&b, `routes:
+	// The shipped reboot route (deploy/receiver/node-healer.yml), acting
+	// (no dry_run), with the demo's or the caller's params if any.
+	b.WriteString(`routes:
   - name: reboot
     matchers: ['node_healer="true"', 'remediation="reboot"']
     runbook: reboot
-    params: {%s}
-`, strings.Join(params, ", "))
+`)
+	if len(params) > 0 {
+		fmt.Fprintf(&b, "    params: {%s}\n", strings.Join(params, ", "))
+	}
 	return b.String()
 }
