@@ -83,6 +83,6 @@ func newPower(cfg *config.Config, client kubernetes.Interface, reg prometheus.Re
 		}
 		return n.Annotations, nil
 	}
-	f := bmc.NewFleet(inv, annotations, bmc.Options{Timeout: time.Duration(cfg.BMC.Timeout), Metrics: bmc.NewMetrics(reg), Logger: log})
+	f := bmc.NewFleet(inv, annotations, bmc.Options{Timeout: time.Duration(cfg.BMC.Timeout), OffWait: time.Duration(cfg.BMC.OffWait), Metrics: bmc.NewMetrics(reg), Logger: log})
 	return fleetPower{f}, f.Close, nil
 }

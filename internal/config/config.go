@@ -54,6 +54,11 @@ type BMC struct {
 	// (see internal/bmc). Empty: no BMC; power steps escalate.
 	InventoryFile string         `yaml:"inventory_file"`
 	Timeout       model.Duration `yaml:"timeout"`
+	// OffWait bounds the wait for the machine to be Off inside one power
+	// operation: between ForceOff and On of a Redfish hard reset done in
+	// two steps, and IPMI's soft reboot (chassis power soft, then on once
+	// off) and refused-cycle fallback. Default 2m; at most 30m.
+	OffWait model.Duration `yaml:"off_wait"`
 }
 
 // Safety holds the cluster-wide limits (see internal/safety).
@@ -496,6 +501,9 @@ func (c *Config) validate(known []string) error {
 	}
 	if sf.Reboots.Count < 0 || sf.Reboots.Burst < 0 || time.Duration(sf.Reboots.Period) <= 0 {
 		return fmt.Errorf("safety.reboots: count and burst must be positive and period set, got %+v", sf.Reboots)
+	}
+	if w := time.Duration(c.BMC.OffWait); w < 0 || w > 30*time.Minute {
+		return fmt.Errorf("bmc.off_wait: %s is outside 0–30m", w)
 	}
 	if sf.NodeRuns.Max < 0 {
 		return errors.New("safety.node_runs.max: must be positive")

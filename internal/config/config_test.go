@@ -56,6 +56,7 @@ var rejections = map[string]string{
 	"bad.duration.yml":                    `not a valid duration string: "soon"`,
 	"bad.empty.yml":                       "config is empty",
 	"bad.bmc-timeout.yml":                 "bmc.timeout: must be at least 100ms",
+	"bad.bmc-off-wait.yml":                "bmc.off_wait: 1h0m0s is outside 0–30m",
 	"bad.bmc-inventory.yml":               "bmc.inventory_file: stat",
 	"bad.window-old-syntax.yml":           "routes[0]: maintenance_windows[0]: field days: windows are Alertmanager time intervals now",
 	"bad.window-unknown-field.yml":        "routes[0]: maintenance_windows[1]: field weekday not found",
