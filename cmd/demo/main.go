@@ -7,7 +7,7 @@
 // and prints the heal as it happens, then a summary table. Ctrl-C (or the
 // end) stops every process it started.
 //
-//	bin/demo [-scenario=deadlock-hung|deadlock|deadlock-slow-boot|readonly-fs|storm] [-shipped] [-keep]
+//	bin/demo [-scenario=deadlock-hung|deadlock|deadlock-slow-boot|deadlock-slow-shutdown|readonly-fs|storm] [-shipped] [-keep]
 //
 // -shipped runs on shipped timings instead of the demo's short ones (see
 // pipeline.Options.Shipped): Prometheus at 30 s, node-healer's runbook
@@ -39,7 +39,7 @@ type options struct {
 func main() {
 	o := options{Out: os.Stdout}
 	flag.StringVar(&o.Receiver, "receiver", "bin/receiver", "node-healer receiver binary (make build)")
-	flag.StringVar(&o.Scenario, "scenario", "deadlock-hung", "deadlock-hung | deadlock | deadlock-slow-boot | readonly-fs | storm")
+	flag.StringVar(&o.Scenario, "scenario", "deadlock-hung", "deadlock-hung | deadlock | deadlock-slow-boot | deadlock-slow-shutdown | readonly-fs | storm")
 	flag.BoolVar(&o.Keep, "keep", false, "keep the pipeline running after the demo until Ctrl-C, to explore it")
 	flag.DurationVar(&o.Timeout, "timeout", 0, "give up after this long (default 6m, 15m with -shipped)")
 	flag.StringVar(&o.Dir, "dir", "", "working folder for configs, logs and data (default: a new temporary folder, kept)")

@@ -47,6 +47,12 @@ var scenarios = map[string]scenario{
 		faults:       map[string]bmcsim.Faults{"node-1": {BootTime: 4 * time.Minute}},
 		noPowerCycle: true,
 	},
+	"deadlock-slow-shutdown": {
+		about: "kernel deadlock on node-1; the graceful restart works but the OS takes 2 minutes to shut down (PoweringOff, longer than reboot_progress_timeout) and 4 minutes to boot: node-healer must wait, never power-cycle (use with -shipped)",
+		alert: "NodeKernelDeadlock", line: pipeline.LineKernelDeadlock, nodes: []string{"node-1"},
+		faults:       map[string]bmcsim.Faults{"node-1": {ShutdownTime: 2 * time.Minute, BootTime: 4 * time.Minute}},
+		noPowerCycle: true,
+	},
 	"readonly-fs": {
 		about: "root filesystem remounted read-only on node-1 (the rule waits for: 1m before firing)",
 		alert: "NodeReadonlyFilesystem", line: pipeline.LineReadonlyFS, nodes: []string{"node-1"},
@@ -62,7 +68,7 @@ var scenarios = map[string]scenario{
 func run(ctx context.Context, o options) error {
 	sc, ok := scenarios[o.Scenario]
 	if !ok {
-		return fmt.Errorf("unknown scenario %q (deadlock-hung, deadlock, deadlock-slow-boot, readonly-fs, storm)", o.Scenario)
+		return fmt.Errorf("unknown scenario %q (deadlock-hung, deadlock, deadlock-slow-boot, deadlock-slow-shutdown, readonly-fs, storm)", o.Scenario)
 	}
 	out := o.Out
 	recv, err := filepath.Abs(o.Receiver)
