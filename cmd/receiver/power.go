@@ -49,9 +49,10 @@ var _ runbooks.BootProgressReader = fleetPower{}
 // runbooks.PreSend) runs after the system is read and right before the
 // request.
 //
-// A BMC that refuses the credentials or cannot be reached escalates: the
-// decision stays recorded (never resent), and a human fixes the inventory
-// or the network instead of node-healer retrying into an account lockout.
+// A BMC that refuses the credentials or cannot be reached before anything
+// was sent escalates: the decision stays recorded (never resent), and a
+// human fixes the inventory or the network instead of node-healer
+// retrying into an account lockout.
 func (p fleetPower) Reset(ctx context.Context, node, kind string) (string, error) {
 	var typ string
 	var err error
@@ -60,8 +61,10 @@ func (p fleetPower) Reset(ctx context.Context, node, kind string) (string, error
 	} else {
 		typ, err = p.f.Reset(ctx, node, bmc.Kind(kind))
 	}
-	if _, permanent := bmc.Permanent(err); permanent {
-		return typ, runbooks.Escalate("BMC of node %s: %v (not resent)", node, err)
+	// Only a reset that never left: a failure while watching one that was
+	// sent (a hung OS ignoring the soft-off) is the runbook's to judge.
+	if _, permanent := bmc.Permanent(err); permanent && bmc.NotSent(err) {
+		return typ, runbooks.Escalate("BMC of node %s: %v", node, err)
 	}
 	return typ, err
 }

@@ -156,26 +156,18 @@ func (c *IPMIClient) ResetChecked(ctx context.Context, kind Kind, check func() e
 
 // ResetOnce is Reset for one decision (see Client.ResetOnce).
 func (c *IPMIClient) ResetOnce(ctx context.Context, kind Kind, decision string) (string, error) {
-	if decision == "" {
-		return "", errors.New("reset once: empty decision ID")
+	check, err := claimOnce(ctx, c.o.Journal, c.t.Node, decision, kind)
+	if err != nil {
+		return "", err
 	}
-	return c.reset(ctx, kind, func() error {
-		ok, err := c.o.Journal.Claim(ctx, c.t.Node, decision, kind)
-		if err != nil {
-			return fmt.Errorf("record reset decision %s: %w", decision, err)
-		}
-		if !ok {
-			return fmt.Errorf("%w: node %s decision %s", ErrAlreadySent, c.t.Node, decision)
-		}
-		return nil
-	})
+	return c.reset(ctx, kind, check)
 }
 
 func (c *IPMIClient) reset(ctx context.Context, kind Kind, check func() error) (string, error) {
 	before, err := c.PowerState(ctx)
 	if err != nil {
 		c.o.Metrics.requestBy(ProtocolIPMI, OpReset, err)
-		return "", fmt.Errorf("read power state before reset: %w", err)
+		return "", fmt.Errorf("%w: read power state before reset: %w", errNotSent, err)
 	}
 	plan, err := ipmiPlan(kind, before)
 	if err != nil {

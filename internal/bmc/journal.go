@@ -2,6 +2,8 @@ package bmc
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 )
 
@@ -36,4 +38,22 @@ func (j *MemJournal) Claim(_ context.Context, node, decision string, kind Kind) 
 	}
 	j.m[k] = kind
 	return true, nil
+}
+
+// claimOnce is ResetOnce's last check for one decision: it records the
+// decision in j, or refuses (ErrAlreadySent) when it was recorded before.
+func claimOnce(ctx context.Context, j Journal, node, decision string, kind Kind) (func() error, error) {
+	if decision == "" {
+		return nil, errors.New("reset once: empty decision ID")
+	}
+	return func() error {
+		ok, err := j.Claim(ctx, node, decision, kind)
+		if err != nil {
+			return fmt.Errorf("record reset decision %s: %w", decision, err)
+		}
+		if !ok {
+			return fmt.Errorf("%w: node %s decision %s", ErrAlreadySent, node, decision)
+		}
+		return nil
+	}, nil
 }

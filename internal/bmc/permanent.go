@@ -18,6 +18,16 @@ var (
 	ErrUnreachable = errors.New("the BMC is unreachable (check the inventory's endpoint or host and port, and the network to it)")
 )
 
+// errNotSent marks a reset that failed before any request left (reading
+// the system first failed).
+var errNotSent = errors.New("no reset request was sent")
+
+// NotSent reports whether a reset error happened before any request left:
+// only then is "the BMC refused the credentials" the whole story, rather
+// than a failure while watching a reset that was sent (a hung OS ignoring
+// a soft-off makes the wait for Off time out).
+func NotSent(err error) bool { return errors.Is(err, errNotSent) }
+
 // Permanent reports whether err is one retrying will not fix, and which
 // (ErrAuth or ErrUnreachable).
 func Permanent(err error) (error, bool) {

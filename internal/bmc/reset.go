@@ -36,26 +36,18 @@ func (c *Client) ResetChecked(ctx context.Context, kind Kind, check func() error
 // decision stays recorded even if its reset fails: a new attempt needs a
 // new decision.
 func (c *Client) ResetOnce(ctx context.Context, kind Kind, decision string) (string, error) {
-	if decision == "" {
-		return "", errors.New("reset once: empty decision ID")
+	check, err := claimOnce(ctx, c.o.Journal, c.t.Node, decision, kind)
+	if err != nil {
+		return "", err
 	}
-	return c.reset(ctx, kind, func() error {
-		ok, err := c.o.Journal.Claim(ctx, c.t.Node, decision, kind)
-		if err != nil {
-			return fmt.Errorf("record reset decision %s: %w", decision, err)
-		}
-		if !ok {
-			return fmt.Errorf("%w: node %s decision %s", ErrAlreadySent, c.t.Node, decision)
-		}
-		return nil
-	})
+	return c.reset(ctx, kind, check)
 }
 
 func (c *Client) reset(ctx context.Context, kind Kind, claim func() error) (string, error) {
 	allowed, sys, err := c.allowed(ctx)
 	if err != nil {
 		c.o.Metrics.request(OpReset, err)
-		return "", c.wrap("read system before reset", err)
+		return "", fmt.Errorf("%w: %w", errNotSent, c.wrap("read system before reset", err))
 	}
 	plan, err := Plan(kind, allowed, State(sys.PowerState))
 	if err != nil {
