@@ -16,6 +16,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/node-healer/node-healer/internal/handlers"
 	"github.com/node-healer/node-healer/internal/runbooks"
@@ -114,7 +115,7 @@ func startReceiverSetup(t *testing.T, redisSection, extra, routes, replica strin
 		t.Fatal(err)
 	}
 	// Defaults for what extra does not set: no settle time, quick claims.
-	for key, def := range map[string]string{"safety:": "safety: {settle: 10ms}", "workers:": "workers: {count: 2, claim_after: 2s}", "locks:": "locks: {ttl: 3s}"} {
+	for key, def := range map[string]string{"safety:": "safety: {settle: 10ms, breaker: {max_unhealthy_percent: 100}}", "workers:": "workers: {count: 2, claim_after: 2s}", "locks:": "locks: {ttl: 3s}"} {
 		if !strings.Contains(extra, key) {
 			extra += "\n" + def
 		}
@@ -160,6 +161,7 @@ func startReceiverSetup(t *testing.T, redisSection, extra, routes, replica strin
 		if t.Failed() {
 			t.Logf("receiver %s log:\n%s", replica, lw.String())
 		}
+		clearEscalations(t)
 	})
 	waitFor(t, "receiver ready", 30*time.Second, func() bool {
 		select {
@@ -494,5 +496,24 @@ func TestUnknownNodeIgnored(t *testing.T) {
 	b, _ := io.ReadAll(resp.Body)
 	if !strings.Contains(string(b), `node_healer_alerts_total{outcome="unknown_node"} 1`) {
 		t.Errorf("metrics do not count the unknown node")
+	}
+}
+
+// clearEscalations removes node-healer.io/needs-attention from every node
+// once a test's receiver stopped, as the operator would: the tests share
+// one cluster, and an escalated node counts as unhealthy in every later
+// test's blast-radius breaker.
+func clearEscalations(t *testing.T) {
+	ctx := context.Background()
+	nodes, err := cluster.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: runbooks.LabelNeedsAttention})
+	if err != nil {
+		t.Logf("clear escalations: %v", err)
+		return
+	}
+	patch := []byte(`{"metadata":{"labels":{"` + runbooks.LabelNeedsAttention + `":null}}}`)
+	for _, n := range nodes.Items {
+		if _, err := cluster.Client.CoreV1().Nodes().Patch(ctx, n.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+			t.Logf("clear escalation of %s: %v", n.Name, err)
+		}
 	}
 }
