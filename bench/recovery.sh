@@ -106,7 +106,8 @@ awk '
       stat(sc, "gw", "  Alertmanager group_wait → webhook")
       for (i = 1; i <= nnames[sc]; i++) {
         name = order[sc, i]
-        if (name ~ /^step:/) stat(sc, name, "  " substr(name, 6))
+        if (name == "step:queue") stat(sc, name, "  node-healer: webhook → first step (settle, gate)")
+        else if (name ~ /^step:/) stat(sc, name, "  step " substr(name, 6))
       }
     }
   }' "$results"
