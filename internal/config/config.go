@@ -390,6 +390,7 @@ func parseMode(data []byte, baseDir string, knownRunbooks []string, mode secretM
 	if err := c.validateAlertGatesNeedAlertmanagers(); err != nil {
 		return nil, err
 	}
+	c.resolveHookFiles(baseDir)
 	if !mode.skip {
 		if err := c.readSecrets(baseDir, mode); err != nil {
 			return nil, err

@@ -259,3 +259,22 @@ func parseExample(t *testing.T) (*Config, error) {
 	data = bytes.ReplaceAll(data, []byte("/etc/node-healer/webhook-token"), []byte(abs))
 	return Parse(data, ".", nil) // runbook names: checked with the real registry in cmd/receiver
 }
+
+// TestHookTokenFileRelative: a hook's bearer_token_file is relative to the
+// config file's folder, like every other file the config names.
+func TestHookTokenFileRelative(t *testing.T) {
+	c, err := Parse([]byte(`webhook: {auth: {allow_unauthenticated: true}}
+hooks:
+  - {name: ticket, url: "http://tickets.example/hook", on: [before-destructive], blocking: true, bearer_token_file: secrets/ticket-token}
+routes:
+  - name: deadlock
+    matchers: ['alertname="NodeKernelDeadlock"']
+    runbook: cordon
+`), "/etc/node-healer", runbooks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Hooks[0].BearerTokenFile; got != "/etc/node-healer/secrets/ticket-token" {
+		t.Fatalf("bearer_token_file %q", got)
+	}
+}

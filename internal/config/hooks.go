@@ -58,10 +58,18 @@ func validateHook(field string, h *Hook) error {
 	if t := time.Duration(h.Timeout); t < 0 || t > maxHookTimeout {
 		return fmt.Errorf("%s.timeout: %s is outside 0–%s", field, h.Timeout, model.Duration(maxHookTimeout))
 	}
-	if h.BearerTokenFile != "" && !filepath.IsAbs(h.BearerTokenFile) {
-		return fmt.Errorf("%s.bearer_token_file: %q must be an absolute path (it is read at every request)", field, h.BearerTokenFile)
-	}
 	return nil
+}
+
+// resolveHookFiles makes relative bearer_token_file paths relative to the
+// config file's folder, as every other file the config names (the token
+// is read at every request, from that path).
+func (c *Config) resolveHookFiles(baseDir string) {
+	for i := range c.Hooks {
+		if f := c.Hooks[i].BearerTokenFile; f != "" && !filepath.IsAbs(f) {
+			c.Hooks[i].BearerTokenFile = filepath.Join(baseDir, f)
+		}
+	}
 }
 
 // ValidateHookNames refuses two hooks of one name (names are metric
