@@ -16,14 +16,10 @@ package safety
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -212,25 +208,9 @@ func (g *AlertGate) read(ctx context.Context) (alertsAnswer, error) {
 
 // getAlerts GETs e's firing (not silenced, not inhibited) alerts.
 func getAlerts(ctx context.Context, e *amEndpoint) ([]apiAlert, error) {
-	ctx, cancel := context.WithTimeout(ctx, e.timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.base+alertsQuery, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := e.http.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return nil, fmt.Errorf("GET /api/v2/alerts: %s: %s", resp.Status, strings.TrimSpace(string(msg)))
-	}
 	var all []apiAlert
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxAlertsBody)).Decode(&all); err != nil {
-		return nil, fmt.Errorf("GET /api/v2/alerts: decode: %w", err)
+	if err := e.getJSON(ctx, alertsQuery, maxAlertsBody, &all); err != nil {
+		return nil, err
 	}
 	out := all[:0]
 	for _, a := range all {

@@ -127,25 +127,9 @@ func (c *amClient) fetch(ctx context.Context, e *amEndpoint) ([]amSilence, error
 }
 
 func (e *amEndpoint) get(ctx context.Context) ([]amSilence, error) {
-	ctx, cancel := context.WithTimeout(ctx, e.timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.base+"/api/v2/silences", nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := e.http.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return nil, fmt.Errorf("GET /api/v2/silences: %s: %s", resp.Status, strings.TrimSpace(string(msg)))
-	}
 	var all []apiSilence
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxSilencesBody)).Decode(&all); err != nil {
-		return nil, fmt.Errorf("GET /api/v2/silences: decode: %w", err)
+	if err := e.getJSON(ctx, "/api/v2/silences", maxSilencesBody, &all); err != nil {
+		return nil, err
 	}
 	var active []amSilence
 	for _, a := range all {
@@ -154,6 +138,36 @@ func (e *amEndpoint) get(ctx context.Context) ([]amSilence, error) {
 		}
 	}
 	return active, nil
+}
+
+// getJSON GETs path (with its query) from e within e's timeout and decodes
+// at most limit bytes of a 200 answer into out; any other answer is an
+// error carrying the status and the start of the body.
+func (e *amEndpoint) getJSON(ctx context.Context, path string, limit int64, out any) error {
+	ctx, cancel := context.WithTimeout(ctx, e.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.base+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := e.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	name := path
+	if i := strings.IndexByte(name, '?'); i >= 0 {
+		name = name[:i]
+	}
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("GET %s: %s: %s", name, resp.Status, strings.TrimSpace(string(msg)))
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, limit)).Decode(out); err != nil {
+		return fmt.Errorf("GET %s: decode: %w", name, err)
+	}
+	return nil
 }
 
 // newAMEndpoints builds one endpoint per distinct URL of cfg.URLs and
