@@ -2,13 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,72 +12,6 @@ import (
 	"github.com/node-healer/node-healer/internal/runbooks"
 	"github.com/node-healer/node-healer/internal/testenv"
 )
-
-// pagedAlerts records what Alertmanager delivers to the humans' webhook.
-type pagedAlerts struct {
-	mu     sync.Mutex
-	groups map[string]bool // groupKey of every notification
-	seen   []struct {
-		Status string            `json:"status"`
-		Labels map[string]string `json:"labels"`
-	}
-}
-
-func (p *pagedAlerts) find(status, name, node string) map[string]string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, a := range p.seen {
-		if a.Status == status && a.Labels["alertname"] == name && a.Labels["node"] == node {
-			return a.Labels
-		}
-	}
-	return nil
-}
-
-// startPagedAlertmanager is a real Alertmanager that routes node-healer's
-// alerts (source="node-healer") to a webhook standing in for the humans.
-func startPagedAlertmanager(t *testing.T) (*pagedAlerts, *testenv.Alertmanager) {
-	t.Helper()
-	paged := &pagedAlerts{groups: map[string]bool{}}
-	humans := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var n struct {
-			GroupKey string `json:"groupKey"`
-			Alerts   []struct {
-				Status string            `json:"status"`
-				Labels map[string]string `json:"labels"`
-			} `json:"alerts"`
-		}
-		b, _ := io.ReadAll(r.Body)
-		if json.Unmarshal(b, &n) == nil {
-			paged.mu.Lock()
-			for _, a := range n.Alerts {
-				paged.groups[a.Labels["node"]+" "+n.GroupKey] = true
-				paged.seen = append(paged.seen, struct {
-					Status string            `json:"status"`
-					Labels map[string]string `json:"labels"`
-				}{a.Status, a.Labels})
-			}
-			paged.mu.Unlock()
-		}
-	}))
-	t.Cleanup(humans.Close)
-	am := testenv.NewAlertmanager(t, fmt.Sprintf(`route:
-  receiver: "null"
-  group_by: [alertname, node]
-  group_wait: 100ms
-  group_interval: 500ms
-  repeat_interval: 1h
-  routes:
-    - matchers: ['source="node-healer"']
-      receiver: humans
-receivers:
-  - name: "null"
-  - name: humans
-    webhook_configs: [{url: %q, send_resolved: true}]
-`, humans.URL))
-
-	return paged, am
-}
 
 // TestEscalationPagesThroughAlertmanager: a run escalated by two
 // replicas' node-healer (a PodDisruptionBudget blocks the drain) becomes
@@ -95,7 +23,7 @@ func TestEscalationPagesThroughAlertmanager(t *testing.T) {
 		t.Skip("integration")
 	}
 	ctx := context.Background()
-	paged, am := startPagedAlertmanager(t)
+	paged, am := testenv.NewPagedAlertmanager(t)
 	createNodes(t, "page-n1")
 	must(t, cluster.EnsureNamespace(ctx, "page"))
 	if _, err := cluster.CreateReplicaSetPods(ctx, "page", "db", "page-n1", 1); err != nil {
@@ -114,7 +42,7 @@ func TestEscalationPagesThroughAlertmanager(t *testing.T) {
 	}
 	var labels map[string]string
 	waitFor(t, "NodeHealerEscalated delivered to the humans", 30*time.Second, func() bool {
-		labels = paged.find("firing", "NodeHealerEscalated", "page-n1")
+		labels = paged.Find("firing", "NodeHealerEscalated", "page-n1")
 		return labels != nil
 	})
 	if labels["run"] != run.ID || labels["runbook"] != "reboot" || labels["severity"] != "critical" || labels["reason"] == "" {
@@ -139,18 +67,10 @@ func TestEscalationPagesThroughAlertmanager(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the escalation resolved", 30*time.Second, func() bool {
-		return paged.find("resolved", "NodeHealerEscalated", "page-n1") != nil
+		return paged.Find("resolved", "NodeHealerEscalated", "page-n1") != nil
 	})
-	paged.mu.Lock()
-	defer paged.mu.Unlock()
-	groups := 0
-	for k := range paged.groups {
-		if strings.HasPrefix(k, "page-n1 ") {
-			groups++
-		}
-	}
-	if groups != 1 {
-		t.Errorf("page-n1's notifications in %d groups, want one: %v", groups, paged.groups)
+	if groups := paged.Groups("page-n1"); groups != 1 {
+		t.Errorf("page-n1's notifications in %d groups, want one", groups)
 	}
 }
 
@@ -162,7 +82,7 @@ func TestHeldRunPages(t *testing.T) {
 		t.Skip("integration")
 	}
 	ctx := context.Background()
-	paged, am := startPagedAlertmanager(t)
+	paged, am := testenv.NewPagedAlertmanager(t)
 	createNodes(t, "held-n1")
 	// Silences the remediation alert only, not node-healer's own alerts.
 	silID, err := am.AddSilence(ctx, []string{`alertname="NodeKernelDeadlock"`, `node="held-n1"`}, time.Hour, "hardware swap")
@@ -175,7 +95,7 @@ func TestHeldRunPages(t *testing.T) {
 	id := reply.Alerts[0].RunID
 	var labels map[string]string
 	waitFor(t, "NodeHealerRunHeld delivered", 30*time.Second, func() bool {
-		labels = paged.find("firing", "NodeHealerRunHeld", "held-n1")
+		labels = paged.Find("firing", "NodeHealerRunHeld", "held-n1")
 		return labels != nil
 	})
 	if labels["run"] != id || labels["reason"] != "silenced" || labels["severity"] != "warning" {
@@ -186,6 +106,6 @@ func TestHeldRunPages(t *testing.T) {
 		t.Fatalf("run %s: %s", run.Status, stepsOutcomes(run))
 	}
 	waitFor(t, "NodeHealerRunHeld resolved", 30*time.Second, func() bool {
-		return paged.find("resolved", "NodeHealerRunHeld", "held-n1") != nil
+		return paged.Find("resolved", "NodeHealerRunHeld", "held-n1") != nil
 	})
 }

@@ -2,11 +2,7 @@ package notify_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -21,73 +17,6 @@ import (
 	"github.com/node-healer/node-healer/internal/runbooks"
 	"github.com/node-healer/node-healer/internal/testenv"
 )
-
-// humans is a webhook receiver standing in for the people Alertmanager
-// routes node-healer's alerts to: it records every notification.
-type humans struct {
-	mu    sync.Mutex
-	notes []amNotification
-	srv   *httptest.Server
-}
-
-type amNotification struct {
-	Status string `json:"status"`
-	Alerts []struct {
-		Status string            `json:"status"`
-		Labels map[string]string `json:"labels"`
-	} `json:"alerts"`
-}
-
-func newHumans(t *testing.T) *humans {
-	h := &humans{}
-	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var n amNotification
-		b, _ := io.ReadAll(r.Body)
-		if err := json.Unmarshal(b, &n); err == nil {
-			h.mu.Lock()
-			h.notes = append(h.notes, n)
-			h.mu.Unlock()
-		}
-	}))
-	t.Cleanup(h.srv.Close)
-	return h
-}
-
-// seen reports whether a notification with this status carried an alert
-// named name on node.
-func (h *humans) seen(status, name, node string) (map[string]string, bool) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, n := range h.notes {
-		for _, a := range n.Alerts {
-			if a.Status == status && a.Labels["alertname"] == name && a.Labels["node"] == node {
-				return a.Labels, true
-			}
-		}
-	}
-	return nil, false
-}
-
-// amConfig routes node-healer's alerts (source="node-healer") to the
-// humans, everything else nowhere, with short timers.
-func amConfig(url string) string {
-	return fmt.Sprintf(`route:
-  receiver: "null"
-  group_by: [alertname, node]
-  group_wait: 100ms
-  group_interval: 500ms
-  repeat_interval: 1h
-  routes:
-    - matchers: ['source="node-healer"']
-      receiver: humans
-receivers:
-  - name: "null"
-  - name: humans
-    webhook_configs:
-      - url: %q
-        send_resolved: true
-`, url)
-}
 
 type fakeRuns struct {
 	mu   sync.Mutex
@@ -131,7 +60,7 @@ func escalatedNode(name, reason, run string) *corev1.Node {
 
 type env struct {
 	am     *testenv.Alertmanager
-	humans *humans
+	humans *testenv.Paged
 	redis  *testenv.Redis
 	runs   *fakeRuns
 	nodes  *fakeNodes
@@ -142,8 +71,8 @@ func newEnv(t *testing.T) *env {
 	if testing.Short() {
 		t.Skip("needs redis-server and alertmanager")
 	}
-	h := newHumans(t)
-	return &env{am: testenv.NewAlertmanager(t, amConfig(h.srv.URL)), humans: h, redis: testenv.NewRedis(t),
+	h, am := testenv.NewPagedAlertmanager(t)
+	return &env{am: am, humans: h, redis: testenv.NewRedis(t),
 		runs: &fakeRuns{}, nodes: &fakeNodes{}}
 }
 
@@ -204,8 +133,7 @@ func TestEscalatedUntilLabelRemoved(t *testing.T) {
 		t.Errorf("links and summary: %q %v", a.GeneratorURL, a.Annotations)
 	}
 	waitFor(t, "the escalation delivered to the humans' receiver", 10*time.Second, func() bool {
-		_, ok := e.humans.seen("firing", "NodeHealerEscalated", "n1")
-		return ok
+		return e.humans.Find("firing", "NodeHealerEscalated", "n1") != nil
 	})
 
 	e.nodes.set() // kubectl label node n1 node-healer.io/needs-attention-
@@ -213,8 +141,7 @@ func TestEscalatedUntilLabelRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the resolution delivered", 10*time.Second, func() bool {
-		_, ok := e.humans.seen("resolved", "NodeHealerEscalated", "n1")
-		return ok
+		return e.humans.Find("resolved", "NodeHealerEscalated", "n1") != nil
 	})
 	if alerts, _ := e.am.Alerts(ctx); len(alerts) != 0 {
 		t.Errorf("alerts still active after the label went: %+v", alerts)
@@ -263,8 +190,8 @@ func TestRunAlerts(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "NodeHealerRunHeld delivered", 10*time.Second, func() bool {
-		l, ok := e.humans.seen("firing", "NodeHealerRunHeld", "n2")
-		return ok && l["run"] == "held"
+		l := e.humans.Find("firing", "NodeHealerRunHeld", "n2")
+		return l != nil && l["run"] == "held"
 	})
 	held2 := *held
 	held2.Status, held2.Hold = runbooks.StatusRunning, nil // the silence expired, the run goes on
@@ -273,8 +200,7 @@ func TestRunAlerts(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "NodeHealerRunHeld resolved", 10*time.Second, func() bool {
-		_, ok := e.humans.seen("resolved", "NodeHealerRunHeld", "n2")
-		return ok
+		return e.humans.Find("resolved", "NodeHealerRunHeld", "n2") != nil
 	})
 }
 
@@ -344,8 +270,7 @@ func TestAlertmanagerDown(t *testing.T) {
 		t.Fatalf("round after Alertmanager came back: %v", err)
 	}
 	waitFor(t, "the escalation delivered after the outage", 10*time.Second, func() bool {
-		_, ok := e.humans.seen("firing", "NodeHealerEscalated", "n8")
-		return ok
+		return e.humans.Find("firing", "NodeHealerEscalated", "n8") != nil
 	})
 }
 
