@@ -45,9 +45,10 @@ bench: deps tools ## Benchmarks (figures go to docs/benchmarks.md)
 	@bench/bench.sh
 
 SCENARIO ?= deadlock-hung
+BMC ?= redfish
 
-demo: deps tools build ## The pipeline on this machine, no cluster needed (SCENARIO=deadlock-hung|deadlock|readonly-fs|storm)
-	@bin/demo -scenario=$(SCENARIO) $(DEMO_FLAGS)
+demo: deps tools build ## The pipeline on this machine, no cluster needed (SCENARIO=deadlock-hung|deadlock|readonly-fs|storm, BMC=redfish|ipmi)
+	@bin/demo -scenario=$(SCENARIO) -bmc=$(BMC) $(DEMO_FLAGS)
 
 image: ## Container image (needs a Docker engine)
 	docker build --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) --build-arg BRANCH=$(BRANCH) \

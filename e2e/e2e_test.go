@@ -185,6 +185,43 @@ func TestKernelDeadlockSoftRebootWorks(t *testing.T) {
 	}
 }
 
+// TestKernelDeadlockHungNodeOverIPMI is the seed's headline scenario on
+// an IPMI fleet (make demo BMC=ipmi): the same pipeline with one OpenIPMI
+// ipmi_sim per node instead of the Redfish simulator. The hung OS ignores
+// the soft (ACPI) shutdown; exactly one chassis power cycle reaches the
+// simulator (counted from the simulated server's own log), the node boots
+// again and is uncordoned.
+func TestKernelDeadlockHungNodeOverIPMI(t *testing.T) {
+	p := start(t, pipeline.Options{BMC: pipeline.BMCIPMI, Faults: map[string]bmcsim.Faults{"node-1": {IgnoreGraceful: true}}})
+	tr := follow(t, p, "node-1", 150*time.Second)
+	want := "cordon:done drain:done capture:done soft-reboot:done wait-reboot:done power-cycle:done wait-ready:done verify-health:done uncordon:done"
+	if tr.Run.Status != runbooks.StatusSucceeded || outcomes(tr.Run) != want {
+		t.Fatalf("run %s %q\n got %s\nwant %s", tr.Run.Status, tr.Run.Error, outcomes(tr.Run), want)
+	}
+	checkTimeline(t, tr.Run)
+	// One soft shutdown request (ignored by the hung OS), then one power
+	// down: the cycle's first half. Nothing on the other nodes.
+	if got := fmt.Sprint(p.Resets("node-1")); got != "[soft power-down]" {
+		t.Errorf("the simulator acted on %s, want [soft power-down] (one chassis power soft, one chassis power cycle): %q", got, p.IPMI["node-1"].Events())
+	}
+	if n := p.IPMI["node-1"].Count("start"); n != 2 {
+		t.Errorf("node-1's server started %d times, want 2 (once more after the cycle): %q", n, p.IPMI["node-1"].Events())
+	}
+	for _, n := range p.Nodes[1:] {
+		if r := p.Resets(n); len(r) != 0 {
+			t.Errorf("%s's BMC acted on %v", n, r)
+		}
+	}
+	if e := tr.Step("power-cycle"); e == nil || !strings.Contains(e.Detail, "chassis power cycle") {
+		t.Errorf("the power-cycle step does not name the IPMI command: %+v", e)
+	}
+	if cordoned(t, p, "node-1") {
+		t.Error("node-1 is still cordoned")
+	}
+	s := tr.Summary()
+	t.Logf("detection %s, cordon %s, uncordon %s", s.Alertmanager, s.Cordon, s.Uncordon)
+}
+
 // TestSilencePausesThenRunProceeds: an operator silences the node with
 // the real amtool before the fault; nothing happens to the node while the
 // silence is active; once it expires the run proceeds.

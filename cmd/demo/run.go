@@ -87,6 +87,13 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	fmt.Fprintf(out, "node-healer demo — scenario %s: %s\nconfigs, logs and data in %s\n", o.Scenario, sc.about, dir)
+	if o.BMC == pipeline.BMCIPMI {
+		offWait := pipeline.IPMIOffWait.String()
+		if o.Shipped {
+			offWait = "2m (its default)"
+		}
+		fmt.Fprintf(out, "BMCs: IPMI 2.0 over LAN (lanplus), one OpenIPMI ipmi_sim per node; a soft reboot is `chassis power soft`, then `on` once off (node-healer's bmc.off_wait: %s)\n", offWait)
+	}
 	if o.Shipped {
 		fmt.Fprintln(out, "shipped timings: Prometheus global scrape/evaluation 30s (NPD 5s), shipped Alertmanager route, node-healer and runbook defaults, 2-minute simulated boot")
 	}
@@ -97,7 +104,7 @@ func run(ctx context.Context, o options) error {
 	started := time.Now()
 	p, err := pipeline.Start(startCtx, pipeline.Options{
 		Dir: dir, Receiver: recv, FaultNodes: sc.nodes, Faults: sc.faults, Config: sc.config, Progress: out,
-		ScrapeInterval: o.Scrape, Shipped: o.Shipped,
+		ScrapeInterval: o.Scrape, Shipped: o.Shipped, BMC: o.BMC,
 	})
 	defer func() {
 		fmt.Fprintln(out, "\nstopping every process the demo started…")

@@ -9,10 +9,13 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/node-healer/node-healer/internal/bmcsim"
+	"github.com/node-healer/node-healer/internal/testenv"
 )
 
 // PowerEvent is one power state change a simulated BMC made.
@@ -31,6 +34,7 @@ type bmcEnv struct {
 	sim       *bmcsim.Sim
 	srv       *httptest.Server
 	inventory string
+	ipmi      []*testenv.IPMISim
 	queues    map[string]chan string
 	wg        sync.WaitGroup
 
@@ -131,8 +135,13 @@ func (b *bmcEnv) stop() {
 	if b == nil {
 		return
 	}
-	b.srv.Close()
-	b.sim.Close()
+	if b.srv != nil {
+		b.srv.Close()
+		b.sim.Close()
+	}
+	for _, s := range b.ipmi {
+		s.Stop()
+	}
 	for _, q := range b.queues {
 		close(q)
 	}
@@ -146,12 +155,130 @@ func (p *Pipeline) PowerEvents() []PowerEvent {
 	return append([]PowerEvent(nil), p.bmc.events...)
 }
 
-// Resets lists the reset types a node's BMC received and applied.
+// Resets lists the reset types a node's BMC received and applied: Redfish
+// ResetTypes, or with IPMI BMCs what the simulated server acted on (see
+// ipmiResets).
 func (p *Pipeline) Resets(node string) []string {
+	if s := p.IPMI[node]; s != nil {
+		return ipmiResets(s)
+	}
 	var out []string
 	for _, r := range p.BMC.Resets(node) {
 		if r.Applied {
 			out = append(out, r.Type)
+		}
+	}
+	return out
+}
+
+// Power protocols (Options.BMC).
+const (
+	BMCRedfish = "redfish"
+	BMCIPMI    = "ipmi"
+)
+
+// IPMIOffWait is node-healer's bmc.off_wait in a demo pipeline with IPMI
+// BMCs (not Shipped): how long an IPMI soft reboot (chassis power soft,
+// then on once off) waits for the OS to power the chassis off. A simulated
+// server stops within a second; a hung one never does, and the soft reboot
+// gives up after this long (the default is 2 minutes).
+const IPMIOffWait = 10 * time.Second
+
+// checkBMC validates and defaults Options.BMC.
+func checkBMC(o *Options) error {
+	switch o.BMC {
+	case "":
+		o.BMC = BMCRedfish
+	case BMCRedfish:
+	case BMCIPMI:
+		for n, f := range o.Faults {
+			f.IgnoreGraceful = false
+			if !reflect.DeepEqual(f, bmcsim.Faults{}) {
+				return fmt.Errorf("pipeline: %s's BMC faults (%+v) need the Redfish simulator; with IPMI BMCs only a hung OS (IgnoreGraceful) is simulated", n, f)
+			}
+		}
+	default:
+		return fmt.Errorf("pipeline: unknown BMC protocol %q (redfish or ipmi)", o.BMC)
+	}
+	return nil
+}
+
+// startIPMI starts one OpenIPMI ipmi_sim per node: a real IPMI 2.0 BMC on
+// its own UDP port, whose simulated server (ipmi_sim's startcmd) plays the
+// machine. The server stopping (a graceful shutdown, a power off or the
+// first half of a power cycle) powers the kwok node off; starting again
+// boots it, as the Redfish simulator's power hook does. A node with the
+// IgnoreGraceful fault has a hung OS: its server ignores the soft (ACPI)
+// shutdown.
+func (p *Pipeline) startIPMI() error {
+	env := &bmcEnv{queues: map[string]chan string{}}
+	p.IPMI = map[string]*testenv.IPMISim{}
+	p.bmc = env
+	dir := filepath.Join(p.Dir, "bmc")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	const password = "ipmi-pw"
+	inv := "defaults:\n  protocol: ipmi\n  username: admin\n  password_file: bmc-password\n  privilege: operator\n  interface: lanplus\nnodes:\n"
+	for _, n := range p.Nodes {
+		q := make(chan string, 16)
+		env.queues[n] = q
+		env.wg.Add(1)
+		go func() {
+			defer env.wg.Done()
+			for state := range q {
+				p.power(n, state)
+			}
+		}()
+		booted := false // the first start is the machine already running
+		s, err := testenv.StartIPMISim(filepath.Join(dir, n), testenv.IPMISimOptions{Name: n, Password: password, OnPower: func(on bool) {
+			if !booted {
+				booted = on
+				return
+			}
+			state := "Off"
+			if on {
+				state = "On"
+			}
+			env.mu.Lock()
+			env.events = append(env.events, PowerEvent{Node: n, State: state, At: time.Now()})
+			env.mu.Unlock()
+			q <- state
+		}})
+		if err != nil {
+			return fmt.Errorf("ipmi_sim for %s: %w", n, err)
+		}
+		p.IPMI[n] = s
+		env.ipmi = append(env.ipmi, s)
+		if p.opts.Faults[n].IgnoreGraceful {
+			if err := s.SetHung(true); err != nil {
+				return err
+			}
+		}
+		inv += fmt.Sprintf("  %s:\n    host: 127.0.0.1\n    port: %d\n", n, s.Port)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bmc-password"), []byte(password+"\n"), 0o600); err != nil {
+		return err
+	}
+	env.inventory = filepath.Join(dir, "inventory.yml")
+	return os.WriteFile(env.inventory, []byte(inv), 0o600)
+}
+
+// ipmiResets lists, in order, the power requests a node's simulated server
+// acted on, from its own log: "soft" (chassis power soft: an ACPI
+// shutdown request), "power-down" (chassis power off, or a power cycle's
+// first half: ipmi_sim stops the server either way) and "reset" (chassis
+// power reset).
+func ipmiResets(s *testenv.IPMISim) []string {
+	var out []string
+	for _, e := range s.Events() {
+		switch {
+		case strings.HasPrefix(e, "soft "):
+			out = append(out, "soft")
+		case strings.HasPrefix(e, "off "):
+			out = append(out, "power-down")
+		case strings.HasPrefix(e, "reset "):
+			out = append(out, "reset")
 		}
 	}
 	return out

@@ -159,7 +159,11 @@ func receiverConfig(o *Options, redisURL, tokenFile, inventory, amURL string) st
 	var b strings.Builder
 	fmt.Fprintf(&b, "# written by internal/pipeline\nredis: {url: %q}\n", redisURL)
 	fmt.Fprintf(&b, "webhook: {auth: {bearer_token_file: %q}}\n", tokenFile)
-	fmt.Fprintf(&b, "bmc: {inventory_file: %q, timeout: 10s}\n", inventory)
+	offWait := ""
+	if o.BMC == BMCIPMI && !o.Shipped {
+		offWait = ", off_wait: " + IPMIOffWait.String()
+	}
+	fmt.Fprintf(&b, "bmc: {inventory_file: %q, timeout: 10s%s}\n", inventory, offWait)
 	fmt.Fprintf(&b, "alertmanagers: [{urls: [%q]}]\n", amURL)
 	for _, sec := range []string{"workers", "locks", "safety"} {
 		if v := o.Config[sec]; v != "" {

@@ -49,7 +49,13 @@ type Options struct {
 	// FaultNodes get a node-problem-detector each (default node-1).
 	FaultNodes []string
 	// Faults are BMC faults per node, e.g. IgnoreGraceful for a hung OS.
+	// With BMC "ipmi" only IgnoreGraceful applies (the others need the
+	// Redfish simulator; Start says so).
 	Faults map[string]bmcsim.Faults
+	// BMC is the nodes' power protocol: "redfish" (default: the project's
+	// Redfish simulator on the DMTF mockup, one system per node) or "ipmi"
+	// (one OpenIPMI ipmi_sim per node, IPMI 2.0 over LAN, lanplus).
+	BMC string
 	// Replicas is the number of node-healer replicas (default 1).
 	// Alertmanager's webhook goes to the first.
 	Replicas int
@@ -89,7 +95,8 @@ type Pipeline struct {
 
 	Redis        *testenv.Redis
 	Cluster      *testenv.Cluster
-	BMC          *bmcsim.Sim
+	BMC          *bmcsim.Sim                 // the Redfish simulator (nil with BMC "ipmi")
+	IPMI         map[string]*testenv.IPMISim // one per node with BMC "ipmi"
 	NPD          map[string]*testenv.NPD
 	Alertmanager *testenv.Alertmanager
 	Prometheus   *testenv.Prometheus
@@ -127,6 +134,9 @@ func Start(ctx context.Context, o Options) (_ *Pipeline, err error) {
 	}
 	if o.Replicas == 0 {
 		o.Replicas = 1
+	}
+	if err := checkBMC(&o); err != nil {
+		return nil, err
 	}
 	if o.ScrapeInterval == 0 {
 		o.ScrapeInterval = time.Second
@@ -189,7 +199,11 @@ func Start(ctx context.Context, o Options) (_ *Pipeline, err error) {
 	}); err != nil {
 		return nil, err
 	}
-	if err := p.phase(fmt.Sprintf("BMC simulator (Redfish, %d systems)", len(p.Nodes)), p.startBMC); err != nil {
+	bmcPhase, startBMC := fmt.Sprintf("BMC simulator (Redfish, %d systems)", len(p.Nodes)), p.startBMC
+	if o.BMC == BMCIPMI {
+		bmcPhase, startBMC = fmt.Sprintf("BMC simulators (IPMI 2.0 over LAN: OpenIPMI ipmi_sim, one per node, %d)", len(p.Nodes)), p.startIPMI
+	}
+	if err := p.phase(bmcPhase, startBMC); err != nil {
 		return nil, err
 	}
 	for _, n := range o.FaultNodes {

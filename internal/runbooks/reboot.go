@@ -76,7 +76,7 @@ func SoftReboot(ctx context.Context, x *Exec) (Outcome, string, error) {
 			state, serr := x.Power.PowerState(ctx, x.Run.Node)
 			detail = fmt.Sprintf("BMC graceful restart request failed (%v); power state now %s; not resent, watching the node", err, stateOr(state, serr))
 		} else {
-			detail = "graceful restart sent through the BMC (ResetType " + typ + ")"
+			detail = "graceful restart sent through the BMC (" + resetSent(typ) + ")"
 		}
 	} else {
 		if err := x.CheckLease(); err != nil {
@@ -273,7 +273,7 @@ func PowerCycle(ctx context.Context, x *Exec) (Outcome, string, error) {
 		detail = fmt.Sprintf("BMC reset request failed (%v); power state %s before, %s now; not resent (one reset per decision), watching the node", err, before, stateOr(after, serr))
 	} else {
 		x.Run.SetPrior(priorCycleType, typ)
-		detail = "power-cycled through the BMC (ResetType " + typ + ", power was " + before + ")"
+		detail = "power-cycled through the BMC (" + resetSent(typ) + ", power was " + before + ")"
 	}
 	x.Audit(ctx, "power-cycle", detail)
 	_ = x.Nodes.Event(ctx, x.Run.Node, "Warning", "NodeHealerPowerCycle", fmt.Sprintf("node-healer run %s: %s", x.Run.ID, detail))
@@ -417,4 +417,13 @@ func formatTime(t time.Time) string {
 		return ""
 	}
 	return t.Format(time.RFC3339)
+}
+
+// resetSent names what went to the BMC: a Redfish ResetType ("ResetType
+// ForceRestart") or the IPMI command itself ("chassis power cycle").
+func resetSent(typ string) string {
+	if strings.HasPrefix(typ, "chassis ") {
+		return typ
+	}
+	return "ResetType " + typ
 }
