@@ -45,9 +45,11 @@ type uiEnv struct {
 // heal form is the API's manual-run path (set by handlers).
 func uiOptions(e uiEnv) *ui.Options {
 	o := &ui.Options{
-		Status: func(ctx context.Context, runs safety.RunLister) (*safety.Status, error) { return e.gate.Status(ctx, runs) },
-		Runs:   e.store,
-		Nodes:  &uiNodes{cache: e.cache, client: e.client, exclude: e.cfg.Safety.ExcludeLabel},
+		Status: func(ctx context.Context, runs safety.RunLister) (*safety.Status, error) {
+			return e.gate.Status(ctx, runs)
+		},
+		Runs:  e.store,
+		Nodes: &uiNodes{cache: e.cache, client: e.client, exclude: e.cfg.Safety.ExcludeLabel},
 		Actions: &uiActions{rdb: e.rdb, prefix: e.cfg.Redis.KeyPrefix, nodes: e.nodes, client: e.client,
 			dryRun: e.o.DryRun},
 		Runbooks:        e.runbooks,

@@ -73,9 +73,9 @@ type Options struct {
 	Gatherer        prometheus.Gatherer
 	// UI is the operator's page at / (internal/ui); nil: none. Its Heal,
 	// when unset, is the manual-run path of POST /api/v1/runs.
-	UI *ui.Options
-	Log             *slog.Logger
-	Now             func() time.Time
+	UI  *ui.Options
+	Log *slog.Logger
+	Now func() time.Time
 }
 
 // New builds the echo server with every route. TLS, client certificates
