@@ -71,11 +71,12 @@ type Options struct {
 	EnableLifecycle bool
 	Metrics         *metrics.Metrics
 	Gatherer        prometheus.Gatherer
+	Log             *slog.Logger
+	Now             func() time.Time
+
 	// UI is the operator's page at / (internal/ui); nil: none. Its Heal,
 	// when unset, is the manual-run path of POST /api/v1/runs.
-	UI  *ui.Options
-	Log *slog.Logger
-	Now func() time.Time
+	UI *ui.Options
 }
 
 // New builds the echo server with every route. TLS, client certificates
