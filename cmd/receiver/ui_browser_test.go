@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/node-healer/node-healer/internal/bmcsim"
+	"github.com/node-healer/node-healer/internal/handlers"
 	"github.com/node-healer/node-healer/internal/runbooks"
 	"github.com/node-healer/node-healer/internal/testenv"
 )
@@ -218,16 +220,24 @@ routes:
 
 	// Alertmanager delivers the alert (basic auth, as its http_config would).
 	am := newBrowser(t, rec.URL, webUser, webPassword)
-	req, _ := http.NewRequest(http.MethodPost, rec.URL+"/webhook", strings.NewReader(amPayload("NodeKernelDeadlock", nodeName, "fp-uib")))
+	// The alert fired a minute ago (the run page counts from there).
+	startsAt := time.Now().Add(-time.Minute).UTC().Truncate(time.Second)
+	payload := strings.Replace(amPayload("NodeKernelDeadlock", nodeName, "fp-uib"), "2026-11-26T10:00:00Z", startsAt.Format(time.RFC3339), 1)
+	req, _ := http.NewRequest(http.MethodPost, rec.URL+"/webhook", strings.NewReader(payload))
 	req.Header.Set("Content-Type", "application/json")
 	req.SetBasicAuth(webUser, webPassword)
 	resp, err := am.c.Do(req)
 	must(t, err)
+	var reply handlers.Reply
+	err = json.NewDecoder(resp.Body).Decode(&reply)
 	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("webhook: %d", resp.StatusCode)
+	if resp.StatusCode != 200 || err != nil || reply.Accepted != 1 {
+		t.Fatalf("webhook: %d %+v %v", resp.StatusCode, reply, err)
 	}
-	id := runbooks.RunID("fp-uib", time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC))
+	id := reply.Alerts[0].RunID
+	if id != runbooks.RunID("fp-uib", startsAt) {
+		t.Fatalf("run ID %s", id)
+	}
 
 	// What the page shows of the run, polled as the page refreshes itself.
 	var seen []string

@@ -21,9 +21,13 @@
     }
     return false;
   }
+  // The next load drops ?done= (what the last action did: said once).
+  var params = new URLSearchParams(window.location.search);
+  params.delete("done");
+  var next = window.location.pathname + (params.toString() ? "?" + params.toString() : "");
   window.setInterval(function () {
     if (!busy()) {
-      window.location.replace(window.location.pathname + window.location.search);
+      window.location.replace(next);
     }
   }, secs * 1000);
 })();
