@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -317,5 +318,52 @@ func TestCheckUIAlertmanagerURL(t *testing.T) {
 	}
 	if got := withoutUserinfo("http://u:p@am:9093/x"); got != "http://am:9093/x" {
 		t.Errorf("withoutUserinfo: %q", got)
+	}
+}
+
+// TestUIClientCertificate: with TLS and required client certificates (no
+// basic auth), the person is the certificate's common name, the CSRF
+// cookie carries the __Host- prefix (Secure, this host only), and the
+// actions work.
+func TestUIClientCertificate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs redis-server, kube-apiserver and kwok (integration)")
+	}
+	dir := t.TempDir()
+	serverCert, _ := selfSigned(t, dir, "server")
+	_, clientPair := selfSigned(t, dir, "client")
+	roots := x509.NewCertPool()
+	roots.AddCert(serverCert)
+	webConfig := filepath.Join(dir, "web.yml")
+	writeFile(t, webConfig, "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: client.crt\n")
+	tc := newTLSClient(roots, &clientPair)
+	r := testenv.NewRedis(t)
+	rec, _ := startReceiverSetup(t, fmt.Sprintf("redis: {url: %q}", r.URL(0)), "", defaultRoutes, "ui-tls", receiverSetup{
+		Options: func(o *serveOptions) { o.WebConfigFile = webConfig },
+		Scheme:  "https", Client: tc,
+	})
+	rec.Redis = r
+	b := newBrowser(t, rec.URL, "", "")
+	b.c.Transport = tc.Transport
+	if !strings.Contains(b.page("/"), `signed in as <b id="user">cert:client</b>`) {
+		t.Fatal("the client certificate's name is not shown as the user")
+	}
+	u, _ := url.Parse(rec.URL)
+	var names []string
+	for _, c := range b.c.Jar.Cookies(u) {
+		names = append(names, c.Name)
+	}
+	if fmt.Sprint(names) != "[__Host-node-healer-csrf]" {
+		t.Errorf("cookies %v, want the __Host- CSRF cookie over TLS", names)
+	}
+	tok := b.token("/")
+	if code, _, _ := b.do(http.MethodPost, "/actions/pause", url.Values{"reason": {"rack move"}}); code != http.StatusForbidden {
+		t.Errorf("pause without the token: %d", code)
+	}
+	if code, _, _ := b.do(http.MethodPost, "/actions/pause", url.Values{"reason": {"rack move"}, "csrf": {tok}}); code != http.StatusSeeOther {
+		t.Fatalf("pause: %d", code)
+	}
+	if p := pausedNow(t, rec); p == nil || p.By != "cert:client" || p.Reason != "rack move" {
+		t.Fatalf("pause state %+v", p)
 	}
 }

@@ -181,7 +181,21 @@ func TestPagesOneRunOfEachStatus(t *testing.T) {
 	}, events: map[string][]Event{"node-running": {{Time: t0, Type: "Normal", Reason: "NodeHealerCordon", Note: "cordoned by run run-running", Reporter: "replica-a", Count: 2}}}}
 	en := newEnv(t, runs, func(o *Options) {
 		o.Nodes = nodes
-		o.Status = statusOf(&safety.PauseInfo{By: "bob", Reason: "change freeze", Since: t0})
+		paused := statusOf(&safety.PauseInfo{By: "bob", Reason: "change freeze", Since: t0})
+		o.Status = func(ctx context.Context, rl safety.RunLister) (*safety.Status, error) {
+			st, err := paused(ctx, rl)
+			if err == nil {
+				st.Breaker.Open, st.Breaker.GroupBy = true, "topology.kubernetes.io/zone"
+				st.Breaker.Groups = []safety.GroupState{{Value: "zone-a", Open: true, Unhealthy: 3, Total: 4}, {Value: "zone-b", Unhealthy: 0, Total: 4}, {Value: "", Total: 1}}
+			}
+			return st, err
+		}
+		o.Silences = func(_ context.Context, node string) (safety.Hold, error) {
+			if node == "node-escalated" {
+				return safety.Hold{Held: true, Reason: `silence 5b1f by carol: DIMM swap (matchers node="node-escalated") until 05:00 UTC`}, nil
+			}
+			return safety.Hold{}, nil
+		}
 	})
 	ov := en.get("/").body
 	mustContain(t, "overview", ov, `id="paused"`, "by <b>bob</b>", "change freeze", `id="resume-button"`,
@@ -196,6 +210,10 @@ func TestPagesOneRunOfEachStatus(t *testing.T) {
 		`data-run="run-succeeded" data-status="succeeded"`, `data-run="run-failed" data-status="failed"`,
 		`data-run="run-escalated" data-status="escalated"`, `data-run="run-cancelled" data-status="cancelled"`)
 	mustNotContain(t, "overview", ov, `id="pause-button"`, `data-run="run-held" data-status`)
+	// The breaker, per group.
+	mustContain(t, "overview", ov, `<span class="badge bad">OPEN</span> no new runs start`, "<th>topology.kubernetes.io/zone</th>",
+		"<tr><td>zone-a</td><td><span class=\"badge bad\">OPEN</span></td><td>3 / 4</td></tr>",
+		"<tr><td>zone-b</td><td><span class=\"badge ok\">closed</span></td><td>0 / 4</td></tr>", "<i>(none)</i>")
 	for _, st := range allStatuses {
 		p := en.get("/runs/run-" + string(st)).body
 		mustContain(t, "run "+string(st), p, `<code id="run-id">run-`+string(st)+`</code>`, `<span class="badge `+statusClass(st)+`">`+string(st)+`</span>`)
@@ -215,7 +233,10 @@ func TestPagesOneRunOfEachStatus(t *testing.T) {
 	mustContain(t, "escalated node", n, `<span class="badge bad">yes</span> drain did not finish within 10m`,
 		`by node-healer run <a href="/runs/run-escalated">`, `id="clear-button"`, `data-run="run-escalated"`,
 		`href="http://am.example:9093/#/silences/new?filter=%7Bnode%3D%22node-escalated%22%7D"`, `id="heal-button"`)
-	mustNotContain(t, "running node", en.get("/nodes/node-running").body, `id="clear-button"`)
+	mustContain(t, "escalated node", n, `id="silence">silence 5b1f by carol: DIMM swap (matchers node=&#34;node-escalated&#34;) until 05:00 UTC`)
+	rn := en.get("/nodes/node-running").body
+	mustNotContain(t, "running node", rn, `id="clear-button"`)
+	mustContain(t, "running node", rn, `id="no-silence"`, "cordoned</b> by node-healer run", "NodeHealerCordon")
 	if r := en.do(http.MethodGet, "/nodes/ghost", nil, nil); r.code != 404 {
 		t.Errorf("unknown node with no run: %d", r.code)
 	}
