@@ -2,6 +2,7 @@ package ui
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -10,6 +11,9 @@ import (
 
 	"github.com/node-healer/node-healer/internal/runbooks"
 )
+
+// runsPageLimit is how many runs /runs shows unless ?limit= says more.
+const runsPageLimit = 200
 
 // newBase fills what every page shows: who is signed in, whether actions
 // are possible, the CSRF token for the forms.
@@ -70,10 +74,26 @@ func (u *UI) runList(c echo.Context) error {
 	if p.Status != "" && !slices.Contains(p.Statuses, p.Status) {
 		return u.fail(c, http.StatusBadRequest, "status: unknown run status "+strconv.Quote(p.Status), "/runs")
 	}
+	limit := runsPageLimit
+	if q := c.QueryParam("limit"); q != "" {
+		n, err := strconv.Atoi(q)
+		if err != nil || n < 1 || n > u.o.ListLimit {
+			return u.fail(c, http.StatusBadRequest, fmt.Sprintf("limit: a number from 1 to %d", u.o.ListLimit), "/runs")
+		}
+		limit = n
+	}
 	for _, r := range runs {
 		if (p.Node == "" || r.Node == p.Node) && (p.Status == "" || string(r.Status) == p.Status) {
-			p.Runs = append(p.Runs, viewOf(r))
+			p.Matched++
+			if len(p.Runs) < limit {
+				p.Runs = append(p.Runs, viewOf(r))
+			}
 		}
+	}
+	if p.Matched > len(p.Runs) {
+		q := c.QueryParams()
+		q.Set("limit", strconv.Itoa(u.o.ListLimit))
+		p.MoreURL = "/runs?" + q.Encode()
 	}
 	return u.render(c, http.StatusOK, "runs", p)
 }

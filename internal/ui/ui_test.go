@@ -157,7 +157,7 @@ func TestPagesEmpty(t *testing.T) {
 			t.Errorf("overview: no %s header", h)
 		}
 	}
-	mustContain(t, "runs", en.get("/runs").body, "0 of 0 stored runs", "No run matches.")
+	mustContain(t, "runs", en.get("/runs").body, "0 of 0 matching, 0 stored runs", "No run matches.")
 	if r := en.do(http.MethodGet, "/runs/nope", nil, nil); r.code != 404 || !strings.Contains(r.body, `no run with ID &#34;nope&#34;`) {
 		t.Errorf("unknown run: %d %s", r.code, r.body)
 	}
@@ -217,7 +217,7 @@ func TestPagesOneRunOfEachStatus(t *testing.T) {
 	for _, st := range allStatuses {
 		p := en.get("/runs/run-" + string(st)).body
 		mustContain(t, "run "+string(st), p, `<code id="run-id">run-`+string(st)+`</code>`, `<span class="badge `+statusClass(st)+`">`+string(st)+`</span>`)
-		mustContain(t, "runs?status="+string(st), en.get("/runs?status="+string(st)).body, `data-run="run-`+string(st)+`"`, "1 of 8 stored runs")
+		mustContain(t, "runs?status="+string(st), en.get("/runs?status="+string(st)).body, `data-run="run-`+string(st)+`"`, "1 of 1 matching, 8 stored runs")
 	}
 	ok := en.get("/runs/run-succeeded").body
 	mustContain(t, "succeeded run", ok, `data-step="cordon" data-outcome="done"`, `data-step="power-cycle" data-outcome="skipped"`,
@@ -256,11 +256,20 @@ func TestPages500Runs(t *testing.T) {
 	}
 	mustContain(t, "overview", ov, `data-run="run-0499"`, "all 500 stored runs")
 	mustNotContain(t, "overview", ov, `data-run="run-0479"`)
-	all := en.get("/runs").body
-	if got := strings.Count(all, `data-status="`); got != 500 {
-		t.Errorf("/runs lists %d runs, want 500", got)
+	first := en.get("/runs").body
+	if got := strings.Count(first, `data-status="`); got != runsPageLimit {
+		t.Errorf("/runs lists %d runs, want the first %d", got, runsPageLimit)
 	}
-	mustContain(t, "runs", all, "500 of 500 stored runs")
+	mustContain(t, "runs", first, "200 of 500 matching, 500 stored runs", `<a href="/runs?limit=1000" id="more">show all</a>`)
+	all := en.get("/runs?limit=1000").body
+	if got := strings.Count(all, `data-status="`); got != 500 {
+		t.Errorf("/runs?limit=1000 lists %d runs, want 500", got)
+	}
+	mustContain(t, "runs", all, "500 of 500 matching, 500 stored runs")
+	mustNotContain(t, "runs", all, `id="more"`)
+	if r := en.do(http.MethodGet, "/runs?limit=0", nil, nil); r.code != 400 || !strings.Contains(r.body, "limit: a number from 1 to 1000") {
+		t.Errorf("bad limit: %d", r.code)
+	}
 	node := en.get("/nodes/node-3").body
 	if got := strings.Count(node, `data-status="`); got != 50 {
 		t.Errorf("node page lists %d runs, want 50", got)

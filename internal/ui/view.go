@@ -139,7 +139,9 @@ type runsPage struct {
 	base
 	Runs         []runView
 	Node, Status string
-	Total        int
+	Total        int // runs read
+	Matched      int // runs the filter matched
+	MoreURL      string
 	Statuses     []string
 }
 
