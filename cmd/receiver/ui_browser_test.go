@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -256,16 +257,18 @@ routes:
 	act(t, browser, "pause", chromedp.Navigate(rec.URL+"/"), chromedp.WaitVisible(chromedp.CSS("#pause-reason")),
 		chromedp.SendKeys(chromedp.CSS("#pause-reason"), "hardware check by DC ops"), chromedp.Click(chromedp.CSS("#pause-button")))
 	jsTrue(t, browser, "the paused banner", `!!document.querySelector("#paused") && document.querySelector("#pause").textContent.includes("hardware check by DC ops")`, 20*time.Second)
-	if !strings.Contains(jsString(browser, `document.querySelector("#flash") ? document.querySelector("#flash").textContent : ""`), "paused by oncall") {
-		t.Error("no confirmation after pausing")
-	}
+	// (The "paused by" confirmation is said once: the next refresh drops
+	// it, so it is checked in internal/ui, not raced here.)
 
 	// The drain is let through; the run must hold before the reboot.
 	allowPDB(t, pdb)
 	held := fmt.Sprintf(`#held tr[data-run=%q][data-hold="paused"]`, id)
+	var heldRow string
 	for deadline := time.Now().Add(60 * time.Second); ; {
 		watch()
-		if jsBool(browser, `!!document.querySelector('`+held+`')`) {
+		// The row's text, read in the same evaluation that finds it (the
+		// page may reload right after).
+		if heldRow = jsString(browser, `(document.querySelector('`+held+`') || {textContent: ""}).textContent`); heldRow != "" {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -273,8 +276,8 @@ routes:
 		}
 		time.Sleep(150 * time.Millisecond)
 	}
-	if txt := jsString(browser, `document.querySelector('`+held+`').textContent`); !strings.Contains(txt, "soft-reboot") || !strings.Contains(txt, "hardware check by DC ops") {
-		t.Errorf("held row %q: want the step it waits before (soft-reboot) and the pause reason", txt)
+	if !strings.Contains(heldRow, "soft-reboot") || !strings.Contains(heldRow, "hardware check by DC ops") {
+		t.Errorf("held row %q: want the step it waits before (soft-reboot) and the pause reason", heldRow)
 	}
 	screenshot(t, browser, dir, "3-paused-held.png")
 	time.Sleep(2 * time.Second)
@@ -333,10 +336,13 @@ routes:
 	// scrolling of the page itself.
 	act(t, browser, "phone viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile), chromedp.Navigate(rec.URL+"/"))
 	jsTrue(t, browser, "the overview on a phone", `!!document.querySelector("#not-paused")`, 20*time.Second)
-	width, err := chromedp.Run(browser, chromedp.Evaluate[int](`document.documentElement.scrollWidth`))
-	must(t, err)
-	if width > 390 {
-		t.Errorf("the overview is %d px wide on a 390 px phone screen", width)
+	var width string
+	waitFor(t, "the page width", 20*time.Second, func() bool {
+		width = jsString(browser, `document.querySelector("#not-paused") ? String(document.documentElement.scrollWidth) : ""`)
+		return width != ""
+	})
+	if w, _ := strconv.Atoi(width); w > 390 {
+		t.Errorf("the overview is %s px wide on a 390 px phone screen", width)
 	}
 	screenshot(t, browser, dir, "6-phone.png")
 }
