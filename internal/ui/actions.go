@@ -75,8 +75,18 @@ func (u *UI) checkCSRF(r *http.Request) error {
 }
 
 // actionFunc does one action for user and returns where to go next and
-// what to say there.
+// what to say there (a key of flashes).
 type actionFunc func(c echo.Context, user string) (to, flash string, err error)
+
+// flashes are what a page says after an action (?done=KEY): fixed
+// texts, so a link cannot put words of its own on the page.
+var flashes = map[string]string{
+	"paused":    "Paused: no run starts; running runs hold before their next destructive step.",
+	"resumed":   "Resumed.",
+	"started":   "Run queued: it goes through every safety check before it acts.",
+	"duplicate": "An identical run already exists: here it is.",
+	"cleared":   "Escalation cleared: the needs-attention marks are gone; the cordon stays until you uncordon.",
+}
 
 // action is an action's common path: a same-origin form with a valid
 // CSRF token, from an authenticated user; then the action, its audit
@@ -170,7 +180,7 @@ func (u *UI) pause(c echo.Context, user string) (string, string, error) {
 		return "", "", fmt.Errorf("pause failed (Redis): %w", err)
 	}
 	u.audit(ctx, "pause", user, slog.String("reason", why))
-	return "/", "paused by " + user, nil
+	return "/", "paused", nil
 }
 
 func (u *UI) resume(c echo.Context, user string) (string, string, error) {
@@ -183,7 +193,7 @@ func (u *UI) resume(c echo.Context, user string) (string, string, error) {
 		return "", "", fmt.Errorf("resume failed (Redis): %w", err)
 	}
 	u.audit(ctx, "resume", user)
-	return "/", "resumed by " + user, nil
+	return "/", "resumed", nil
 }
 
 func (u *UI) heal(c echo.Context, user string) (string, string, error) {
@@ -205,9 +215,9 @@ func (u *UI) heal(c echo.Context, user string) (string, string, error) {
 	// The manual-run path logs the request itself (requested_by, reason).
 	u.audit(c.Request().Context(), "heal", user, slog.String("node", req.Node), slog.String("runbook", req.Runbook),
 		slog.String("run", rep.Run), slog.Bool("dry_run", req.DryRun), slog.Bool("duplicate", rep.Duplicate), slog.String("reason", why))
-	flash := "run started"
+	flash := "started"
 	if rep.Duplicate {
-		flash = "an identical run already exists (" + rep.Status + ")"
+		flash = "duplicate"
 	}
 	return "/runs/" + url.PathEscape(rep.Run), flash, nil
 }
@@ -233,5 +243,5 @@ func (u *UI) clearEscalation(c echo.Context, user string) (string, string, error
 		return "", "", err
 	}
 	u.audit(ctx, "clear-escalation", user, slog.String("node", node), slog.String("reason", why))
-	return "/nodes/" + url.PathEscape(node), "escalation cleared by " + user, nil
+	return "/nodes/" + url.PathEscape(node), "cleared", nil
 }

@@ -18,10 +18,7 @@ const runsPageLimit = 200
 // newBase fills what every page shows: who is signed in, whether actions
 // are possible, the CSRF token for the forms.
 func (u *UI) newBase(c echo.Context, title string) base {
-	b := base{Title: title, Now: u.o.Now(), Flash: c.QueryParam("done"), Runbooks: u.o.Runbooks, CanHeal: u.o.Heal != nil}
-	if len(b.Flash) > 300 {
-		b.Flash = b.Flash[:300]
-	}
+	b := base{Title: title, Now: u.o.Now(), Flash: flashes[c.QueryParam("done")], Runbooks: u.o.Runbooks, CanHeal: u.o.Heal != nil}
 	user, err := u.o.Identity(c.Request())
 	if err != nil {
 		b.NoAuth = err.Error()
