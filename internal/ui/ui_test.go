@@ -164,6 +164,9 @@ func TestPagesEmpty(t *testing.T) {
 	if r := en.do(http.MethodGet, "/nodes/n1", nil, nil); r.code != 200 || !strings.Contains(r.body, "No stored run on this node.") {
 		t.Errorf("node page without a cluster: %d %s", r.code, r.body)
 	}
+	if r := en.do(http.MethodGet, "/static/", nil, nil); r.code != 404 {
+		t.Errorf("/static/ lists the assets: %d", r.code)
+	}
 	// Assets are embedded and served.
 	for _, a := range []string{"/static/style.css", "/static/refresh.js"} {
 		if r := en.do(http.MethodGet, a, nil, nil); r.code != 200 || len(r.body) < 100 {
