@@ -332,6 +332,16 @@ routes:
 		t.Errorf("BMC resets %v, want one GracefulRestart", got)
 	}
 
+	// The node page: back in service, its run, its Events.
+	act(t, browser, "open the node", chromedp.Navigate(rec.URL+"/nodes/"+nodeName))
+	nodeText := jsString(browser, `document.querySelector("main").innerText`)
+	for _, w := range []string{"schedulable", id, "NodeHealerUncordon", "Start a manual heal"} {
+		if !strings.Contains(nodeText, w) {
+			t.Errorf("node page: missing %q in\n%s", w, nodeText)
+		}
+	}
+	screenshot(t, browser, dir, "6-node.png")
+
 	// On a phone: the overview in a 390-pixel-wide viewport, no sideways
 	// scrolling of the page itself.
 	act(t, browser, "phone viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile), chromedp.Navigate(rec.URL+"/"))
@@ -344,5 +354,5 @@ routes:
 	if w, _ := strconv.Atoi(width); w > 390 {
 		t.Errorf("the overview is %s px wide on a 390 px phone screen", width)
 	}
-	screenshot(t, browser, dir, "6-phone.png")
+	screenshot(t, browser, dir, "7-phone.png")
 }
