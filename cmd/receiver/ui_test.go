@@ -182,6 +182,12 @@ func TestUIAuthCSRFAndActions(t *testing.T) {
 	if p := pausedNow(t, rec); p != nil {
 		t.Fatalf("paused by a refused request: %+v", p)
 	}
+	if code, _, _ := other.do(http.MethodPost, "/actions/heal", url.Values{"node": {"ui-n1"}, "runbook": {"cordon"}, "reason": {"forged"}}); code != http.StatusForbidden {
+		t.Errorf("heal without a token: %d", code)
+	}
+	if _, body, _ := b.do(http.MethodGet, "/api/v1/runs", nil); body != `{"runs":[]}`+"\n" {
+		t.Fatalf("a refused heal queued a run: %s", body)
+	}
 
 	// Pause and resume with the page's token.
 	tok := b.token("/")
