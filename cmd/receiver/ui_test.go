@@ -373,3 +373,55 @@ func TestUIClientCertificate(t *testing.T) {
 		t.Fatalf("pause state %+v", p)
 	}
 }
+
+// TestUISilencesFromAlertmanager: the node page asks the configured
+// Alertmanager (a real one) which silences hold the node, and links to
+// its new-silence form prefilled for the node; the run page links to the
+// alert there.
+func TestUISilencesFromAlertmanager(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs alertmanager, redis-server, kube-apiserver and kwok (integration)")
+	}
+	am := testenv.NewAlertmanager(t, "")
+	createNodes(t, "ui-sil", "ui-nosil")
+	rec := startUIReceiver(t, "alertmanagers: [{urls: ["+am.URL+"]}]\nwebhook: {auth: {allow_unauthenticated: true}}", defaultRoutes, "ui-sil", nil)
+	b := newBrowser(t, rec.URL, webUser, webPassword)
+	if _, err := am.AddSilence(context.Background(), []string{`node="ui-sil"`}, time.Hour, "PSU swap <b>today</b>"); err != nil {
+		t.Fatal(err)
+	}
+	var page string
+	waitFor(t, "the silence on the node page", 10*time.Second, func() bool {
+		page = b.page("/nodes/ui-sil")
+		return strings.Contains(page, `id="silence"`)
+	})
+	for _, want := range []string{"PSU swap &lt;b&gt;today&lt;/b&gt;", `node=&#34;ui-sil&#34;`,
+		`id="silence-link" href="` + am.URL + `/#/silences/new?filter=%7Bnode%3D%22ui-sil%22%7D"`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("node page: missing %q in\n%s", want, page)
+		}
+	}
+	if !strings.Contains(b.page("/nodes/ui-nosil"), `id="no-silence"`) {
+		t.Error("a node no silence matches shows one")
+	}
+	// An alert's run links to the alert; a manual run has none to link to.
+	req, _ := http.NewRequest(http.MethodPost, rec.URL+"/webhook", strings.NewReader(amPayload("NodeRehearsal", "ui-nosil", "fp-ui-sil")))
+	req.Header.Set("Content-Type", "application/json")
+	req.SetBasicAuth(webUser, webPassword)
+	resp, err := http.DefaultClient.Do(req)
+	must(t, err)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("webhook: %d", resp.StatusCode)
+	}
+	id := runbooks.RunID("fp-ui-sil", time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC))
+	b.waitRun(id, 30*time.Second)
+	want := `id="alert-link" href="` + am.URL + `/#/alerts?silenced=true&amp;inhibited=true&amp;filter=%7Balertname%3D%22NodeRehearsal%22%2Cnode%3D%22ui-nosil%22%2Cseverity%3D%22critical%22%7D"`
+	if run := b.page("/runs/" + id); !strings.Contains(run, want) {
+		t.Errorf("run page: no link to the alert in Alertmanager (%s):\n%s", want, run)
+	}
+	tok := b.token("/nodes/ui-sil")
+	_, _, h := b.do(http.MethodPost, "/actions/heal", url.Values{"node": {"ui-sil"}, "runbook": {"cordon"}, "reason": {"x"}, "dry_run": {"1"}, "csrf": {tok}})
+	if run := b.page(strings.SplitN(h.Get("Location"), "?", 2)[0]); strings.Contains(run, `id="alert-link"`) || !strings.Contains(run, "manual run") {
+		t.Errorf("manual run page:\n%s", run)
+	}
+}

@@ -461,3 +461,14 @@ func TestHuman(t *testing.T) {
 		}
 	}
 }
+
+// TestManualRunPage: a run asked for by hand says who and why, and links
+// to no alert.
+func TestManualRunPage(t *testing.T) {
+	r := fixtureRun("run-m", "node-m", runbooks.StatusSucceeded, t0)
+	r.Route, r.AlertStart, r.RequestedBy, r.Reason = "manual", time.Time{}, "alice", "ECC errors"
+	r.Labels = map[string]string{"alertname": "manual", "node": "node-m", "reason": "ECC errors (requested by alice)"}
+	p := newEnv(t, []*runbooks.Run{r}, nil).get("/runs/run-m").body
+	mustContain(t, "manual run", p, "<h2>Manual run</h2>", "Asked for by hand by <b>alice</b>: ECC errors", "— (manual run)", "(manual run: since it was created)", "+0s")
+	mustNotContain(t, "manual run", p, `id="alert-link"`)
+}

@@ -9,6 +9,9 @@ import (
 	"github.com/node-healer/node-healer/internal/safety"
 )
 
+// manualRoute is the route of runs asked for by hand (handlers.ManualRoute).
+const manualRoute = "manual"
+
 // recentFinished is how many finished runs the overview shows.
 const recentFinished = 20
 
@@ -49,6 +52,7 @@ type runView struct {
 	StepStart time.Time // when it started
 	Alert     string    // the alert's name, or "manual"
 	Ended     time.Time // final runs: when
+	Manual    bool      // asked for by hand (route "manual"): no alert
 }
 
 type escalatedView struct {
@@ -59,7 +63,7 @@ type escalatedView struct {
 }
 
 func viewOf(r *runbooks.Run) runView {
-	v := runView{Run: r, Alert: r.Labels["alertname"]}
+	v := runView{Run: r, Alert: r.Labels["alertname"], Manual: r.Route == manualRoute}
 	if n := len(r.Timeline); n > 0 {
 		last := r.Timeline[n-1]
 		v.Step, v.StepStart = last.Step, last.Start
