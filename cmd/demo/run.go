@@ -138,8 +138,8 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	if o.Keep {
-		fmt.Fprintf(out, "\nStill running (Ctrl-C stops everything):\n  export KUBECONFIG=%s\n  curl -s %s/api/v1/runs | jq .\n  curl -s %s/api/v1/status | jq .\n  curl -s '%s/api/v1/query?query=node_healer_breaker_open'\n  amtool --alertmanager.url=%s alert query\n",
-			p.Cluster.Kubeconfig, p.Receivers[0].URL, p.Receivers[0].URL, p.Prometheus.URL, p.Alertmanager.URL)
+		fmt.Fprintf(out, "\nStill running (Ctrl-C stops everything):\n  export KUBECONFIG=%s\n  %s/ in a browser: the operator page (read-only: the demo has no web configuration)\n  curl -s %s/api/v1/runs | jq .\n  curl -s %s/api/v1/status | jq .\n  curl -s '%s/api/v1/query?query=node_healer_breaker_open'\n  amtool --alertmanager.url=%s alert query\n",
+			p.Cluster.Kubeconfig, p.Receivers[0].URL, p.Receivers[0].URL, p.Receivers[0].URL, p.Prometheus.URL, p.Alertmanager.URL)
 		<-ctx.Done()
 	}
 	return nil

@@ -45,6 +45,7 @@ func cli(args []string, stdout, stderr io.Writer) int {
 	serve.Flag("web.listen-address", "Address to listen on for the webhook, API, health and metrics.").Default(":9095").StringVar(&so.ListenAddress)
 	serve.Flag("web.config.file", "Web configuration file (exporter-toolkit): TLS, client certificates and basic auth for every endpoint. See https://github.com/prometheus/exporter-toolkit/blob/master/docs/web-configuration.md").Default("").StringVar(&so.WebConfigFile)
 	serve.Flag("web.enable-lifecycle", "Enable POST /-/reload (configuration reload; SIGHUP reloads too).").Default("false").BoolVar(&so.EnableLifecycle)
+	serve.Flag("ui.alertmanager-url", "Alertmanager's address for people: the operator page (/) links alerts and new silences there (default: the first configured Alertmanager).").Default("").StringVar(&so.UIAlertmanagerURL)
 	serve.Flag("kubeconfig", "Kubeconfig file (default: $KUBECONFIG, then in-cluster config, then ~/.kube/config).").Envar("KUBECONFIG").StringVar(&so.Kubeconfig)
 	serve.Flag("redis.url", "Redis URL, overrides redis.url in the config file (password: redis.password_file or $NODE_HEALER_REDIS_PASSWORD).").Envar("NODE_HEALER_REDIS_URL").StringVar(&so.RedisURL)
 	serve.Flag("dry-run", "Log and record what each runbook would do; change nothing.").BoolVar(&so.DryRun)

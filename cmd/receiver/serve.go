@@ -46,10 +46,15 @@ type serveOptions struct {
 	WebConfigFile string
 	// EnableLifecycle allows POST /-/reload (else 403).
 	EnableLifecycle bool
+	// UIAlertmanagerURL is where the operator page links into
+	// Alertmanager's UI (default: the first configured Alertmanager).
+	UIAlertmanagerURL string
 
 	// statusFromAPI: the runbooks' waits GET the node and its Lease
 	// instead of reading the informers (tests compare the two).
 	statusFromAPI bool
+	// uiRefresh: the operator page's auto-refresh period (default 10s).
+	uiRefresh time.Duration
 }
 
 // newRedis builds the client for the configured topology (single,
@@ -76,6 +81,9 @@ func runServe(ctx context.Context, o serveOptions, logw io.Writer) error {
 	}
 	if err := web.Validate(o.WebConfigFile); err != nil {
 		return fmt.Errorf("--web.config.file %s: %w", o.WebConfigFile, err)
+	}
+	if err := checkUIAlertmanagerURL(o.UIAlertmanagerURL); err != nil {
+		return err
 	}
 	reg := registry()
 	replica := replicaName(o.Replica)
@@ -178,6 +186,7 @@ func runServe(ctx context.Context, o serveOptions, logw io.Writer) error {
 		Reload: live.Reload, EnableLifecycle: o.EnableLifecycle,
 		Status: func(ctx context.Context) (any, error) { return gate.Status(ctx, store) }, Runs: store,
 		MaxBody: cfg.Webhook.MaxBodyBytes, DryRun: o.DryRun, Metrics: m, Gatherer: promReg, Log: log,
+		UI: uiOptions(uiEnv{cfg: cfg, o: o, rdb: rdb, gate: gate, store: store, client: client, cache: nodeCache, nodes: nodes, runbooks: reg.Names()}),
 		Ready: []handlers.Check{
 			{Name: "redis", Func: func(ctx context.Context) error { return redisconn.Ping(ctx, rdb) }},
 			{Name: "kubernetes", Func: func(ctx context.Context) error {

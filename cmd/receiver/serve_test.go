@@ -126,7 +126,11 @@ func startReceiverSetup(t *testing.T, redisSection, extra, routes, replica strin
 	if !strings.Contains(extra, "reconcile_interval") {
 		extra = strings.Replace(extra, "workers: {", "workers: {reconcile_interval: 10m, ", 1)
 	}
-	cfg := fmt.Sprintf("%s\nwebhook: {auth: {bearer_token_file: token}}\n%s\n%s", redisSection, extra, routes)
+	webhook := "webhook: {auth: {bearer_token_file: token}}"
+	if strings.Contains(extra, "webhook:") { // the test's own (e.g. basic auth alone)
+		webhook = ""
+	}
+	cfg := fmt.Sprintf("%s\n%s\n%s\n%s", redisSection, webhook, extra, routes)
 	cfgFile := filepath.Join(dir, "node-healer.yml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -95,10 +96,22 @@ func (m *manualHandler) handle(c echo.Context) error {
 		// authenticated name wins over what the client says.
 		req.RequestedBy = user
 	}
-	if err := m.validate(&req); err != nil {
-		return m.refuse(req, err)
+	rep, code, err := m.submit(r.Context(), req)
+	if err != nil {
+		return err
 	}
-	ctx := r.Context()
+	c.Response().Header().Set(echo.HeaderLocation, "/api/v1/runs/"+rep.Run)
+	return c.JSON(code, rep)
+}
+
+// submit is a manual run's path after decoding, shared by the API and the
+// operator page: validate, check the node, answer with an identical run
+// or queue a new one. code is 202 (new run) or 200 (Duplicate); err is an
+// *echo.HTTPError.
+func (m *manualHandler) submit(ctx context.Context, req ManualRequest) (ManualReply, int, error) {
+	if err := m.validate(&req); err != nil {
+		return ManualReply{}, 0, m.refuse(req, err)
+	}
 	detail := ""
 	if m.o.Nodes != nil {
 		exists, err := m.o.Nodes.NodeExists(ctx, req.Node)
@@ -107,7 +120,7 @@ func (m *manualHandler) handle(c echo.Context) error {
 			// As the webhook: accept; the worker checks again before acting.
 			detail = "node not verified: " + err.Error()
 		case !exists:
-			return m.refuse(req, echo.NewHTTPError(http.StatusUnprocessableEntity, fmt.Sprintf("node %q is not in the cluster", req.Node)))
+			return ManualReply{}, 0, m.refuse(req, echo.NewHTTPError(http.StatusUnprocessableEntity, fmt.Sprintf("node %q is not in the cluster", req.Node)))
 		}
 	}
 	q := m.request(req)
@@ -116,17 +129,17 @@ func (m *manualHandler) handle(c echo.Context) error {
 		// from an earlier dedupe period.
 		runs, err := m.o.Runs.List(ctx, manualRecent)
 		if err != nil {
-			return m.unavailable(req, err)
+			return ManualReply{}, 0, m.unavailable(req, err)
 		}
 		for _, run := range runs {
 			if run.Route == ManualRoute && !run.Status.Final() && sameManual(run, q) {
-				return m.reply(c, req, run.ID, string(run.Status), detail)
+				return m.reply(req, run.ID, string(run.Status), detail)
 			}
 		}
 	}
 	added, err := m.o.Intake.Enqueue(ctx, []runbooks.Request{q})
 	if err != nil {
-		return m.unavailable(req, err)
+		return ManualReply{}, 0, m.unavailable(req, err)
 	}
 	if len(added) != 1 || !added[0] {
 		status := ""
@@ -138,21 +151,19 @@ func (m *manualHandler) handle(c echo.Context) error {
 		if status == "" {
 			status = string(runbooks.StatusPending)
 		}
-		return m.reply(c, req, q.RunID, status, detail)
+		return m.reply(req, q.RunID, status, detail)
 	}
 	m.o.Log.Info("manual run accepted", "run", q.RunID, "node", q.Node, "runbook", q.Runbook, "dry_run", q.DryRun,
 		"requested_by", q.RequestedBy, "reason", q.Reason, "params", q.Params, "detail", detail)
-	c.Response().Header().Set(echo.HeaderLocation, "/api/v1/runs/"+q.RunID)
-	return c.JSON(http.StatusAccepted, ManualReply{Run: q.RunID, Node: q.Node, Runbook: q.Runbook, DryRun: q.DryRun, Detail: detail})
+	return ManualReply{Run: q.RunID, Node: q.Node, Runbook: q.Runbook, DryRun: q.DryRun, Detail: detail}, http.StatusAccepted, nil
 }
 
 // reply answers a request an existing run already stands for.
-func (m *manualHandler) reply(c echo.Context, req ManualRequest, id, status, detail string) error {
+func (m *manualHandler) reply(req ManualRequest, id, status, detail string) (ManualReply, int, error) {
 	m.o.Log.Info("manual run requested again: answered with the identical run", "run", id, "node", req.Node, "runbook", req.Runbook,
 		"status", status, "requested_by", req.RequestedBy, "reason", req.Reason)
-	c.Response().Header().Set(echo.HeaderLocation, "/api/v1/runs/"+id)
-	return c.JSON(http.StatusOK, ManualReply{Run: id, Node: req.Node, Runbook: req.Runbook, DryRun: req.DryRun || m.o.DryRun,
-		Duplicate: true, Status: status, Detail: detail})
+	return ManualReply{Run: id, Node: req.Node, Runbook: req.Runbook, DryRun: req.DryRun || m.o.DryRun,
+		Duplicate: true, Status: status, Detail: detail}, http.StatusOK, nil
 }
 
 func (m *manualHandler) validate(req *ManualRequest) error {

@@ -14,6 +14,7 @@ import (
 	"github.com/node-healer/node-healer/internal/config"
 	"github.com/node-healer/node-healer/internal/metrics"
 	"github.com/node-healer/node-healer/internal/runbooks"
+	"github.com/node-healer/node-healer/internal/ui"
 )
 
 // Router picks the route for an alert's labels (nil: no route).
@@ -72,6 +73,10 @@ type Options struct {
 	Gatherer        prometheus.Gatherer
 	Log             *slog.Logger
 	Now             func() time.Time
+
+	// UI is the operator's page at / (internal/ui); nil: none. Its Heal,
+	// when unset, is the manual-run path of POST /api/v1/runs.
+	UI *ui.Options
 }
 
 // New builds the echo server with every route. TLS, client certificates
@@ -106,7 +111,11 @@ func New(o Options) *echo.Echo {
 	if o.Metrics != nil {
 		manualCodes = o.Metrics.ManualRequests
 	}
-	e.POST("/api/v1/runs", newManualHandler(o).handle, countCodesInto(manualCodes, nil), authenticate(auth))
+	manual := newManualHandler(o)
+	e.POST("/api/v1/runs", manual.handle, countCodesInto(manualCodes, nil), authenticate(auth))
+	if o.UI != nil {
+		mountUI(e, *o.UI, manual, manualCodes, o.Log)
+	}
 	if o.Status != nil {
 		e.GET("/api/v1/status", func(c echo.Context) error {
 			st, err := o.Status(c.Request().Context())
