@@ -115,16 +115,13 @@ func (w *webhookHandler) handle(c echo.Context) error {
 		})
 		reqIdx = append(reqIdx, i)
 	}
-	if err := w.o.Intake.RecordResolved(ctx, resolved); err != nil {
-		return w.unavailable(err)
-	}
-	if err := w.o.Intake.RecordFiring(ctx, firing); err != nil {
-		return w.unavailable(err)
-	}
-	if len(reqs) > 0 {
-		added, err := w.o.Intake.Enqueue(ctx, reqs)
+	if len(reqs) > 0 || len(firing) > 0 || len(resolved) > 0 {
+		added, err := w.o.Intake.Record(ctx, reqs, firing, resolved)
 		if err != nil {
 			return w.unavailable(err)
+		}
+		if len(added) != len(reqs) {
+			return w.unavailable(fmt.Errorf("intake answered %d results for %d requests", len(added), len(reqs)))
 		}
 		for k, i := range reqIdx {
 			if added[k] {

@@ -108,7 +108,7 @@ func (g *Gate) now() time.Time {
 
 // Breaker returns the gate's breaker (built on first use).
 func (g *Gate) Breaker() *Breaker {
-	g.once.Do(func() { g.breaker = &Breaker{g: g} })
+	g.once.Do(func() { g.breaker = &Breaker{g: g, kick: make(chan struct{}, 1)} })
 	return g.breaker
 }
 
