@@ -28,7 +28,7 @@ for i = 1, n do
   end
 end
 for i = 2 + n, #KEYS do
-  redis.call('SET', KEYS[i], ARGV[2*n + i - n], 'PX', ARGV[1])
+  redis.call('SET', KEYS[i], ARGV[n + 1 + i], 'PX', ARGV[1])
 end
 return added`)
 
