@@ -204,6 +204,11 @@ func TestWebhookDecisions(t *testing.T) {
 	if v := testutil.ToFloat64(m.Alerts.WithLabelValues("unknown_node")); v != 1 {
 		t.Errorf("alerts_total{outcome=unknown_node} = %v", v)
 	}
+	// Jobs, firing and resolved alerts go to the intake together: one
+	// call, one Redis round trip, per payload.
+	if in.batches != 1 {
+		t.Errorf("%d intake calls for one payload, want 1", in.batches)
+	}
 }
 
 func TestWebhookResolvedOnly(t *testing.T) {
