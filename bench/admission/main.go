@@ -51,7 +51,8 @@ import (
 
 func main() {
 	o := opts{}
-	flag.StringVar(&o.receiver, "receiver", "bin/receiver", "receiver binary")
+	flag.StringVar(&o.receiver, "receiver", "bin/receiver", "receiver binaries, comma-separated (each runs every phase, in turn, on a fresh redis-server)")
+	flag.IntVar(&o.rounds, "rounds", 1, "times each receiver runs the phases (alternating)")
 	flag.IntVar(&o.nodes, "nodes", 1000, "kwok nodes")
 	flag.IntVar(&o.rate, "rate", 50, "payloads per second in the load phases")
 	flag.IntVar(&o.alerts, "alerts", 100, "alerts per payload")
@@ -67,10 +68,10 @@ func main() {
 }
 
 type opts struct {
-	receiver                   string
-	nodes, rate, alerts, storm int
-	duration, quiet            time.Duration
-	phases                     string
+	receiver                           string
+	nodes, rate, alerts, storm, rounds int
+	duration, quiet                    time.Duration
+	phases                             string
 }
 
 const (
@@ -86,13 +87,6 @@ func run(o opts) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	r, err := testenv.StartRedis(dir)
-	if err != nil {
-		return err
-	}
-	defer r.Stop()
-	rdb := r.Client(0)
-	defer rdb.Close()
 	cl, err := testenv.StartCluster(ctx, dir, testenv.ClusterOptions{Progress: os.Stderr})
 	if err != nil {
 		return err
@@ -107,7 +101,60 @@ func run(o opts) error {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "%d kwok nodes Ready in %s\n", len(nodes), time.Since(t0).Round(time.Second))
+	fmt.Printf("machine: %d cores,%s; %d nodes\n", nprocs(), cpuModel(), o.nodes)
+	// Each round runs every receiver once, in turn, on the same control
+	// plane, so that their figures share the machine's load.
+	var rows []row
+	for round := range o.rounds {
+		for i, bin := range strings.Split(o.receiver, ",") {
+			rdir := filepath.Join(dir, fmt.Sprintf("r%d-%d", round, i))
+			if err := os.MkdirAll(rdir, 0o700); err != nil {
+				return err
+			}
+			rs, err := runReceiver(ctx, o, cl, nodes, bin, rdir)
+			if err != nil {
+				return fmt.Errorf("%s: %w", bin, err)
+			}
+			rows = append(rows, rs...)
+		}
+	}
+	fmt.Printf("\n| receiver | phase | p50 | p90 | p99 | max | receiver CPU | redis CPU | Redis cmds/payload | breaker open after |\n|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, r := range rows {
+		fmt.Println(r)
+	}
+	return nil
+}
 
+// row is one phase's figures for the summary table.
+type row struct {
+	receiver, phase     string
+	p50, p90, p99, max  time.Duration
+	cpu, redisCPU, cmds float64
+	open                time.Duration
+}
+
+func (r row) String() string {
+	open, cpu, redisCPU, cmds := "", fmt.Sprintf("%.0f %%", r.cpu), fmt.Sprintf("%.0f %%", r.redisCPU), fmt.Sprintf("%.0f", r.cmds)
+	if r.phase == "storm" {
+		open, cpu, redisCPU, cmds = ms(r.open), "", "", ""
+		if r.open < 0 {
+			open = "not in 30 s"
+		}
+	}
+	return fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |", filepath.Base(r.receiver), r.phase,
+		ms(r.p50), ms(r.p90), ms(r.p99), ms(r.max), cpu, redisCPU, cmds, open)
+}
+
+// runReceiver runs the phases against one receiver binary on a fresh
+// redis-server.
+func runReceiver(ctx context.Context, o opts, cl *testenv.Cluster, nodes []string, bin, dir string) ([]row, error) {
+	r, err := testenv.StartRedis(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Stop()
+	rdb := r.Client(0)
+	defer rdb.Close()
 	_ = os.WriteFile(filepath.Join(dir, "token"), []byte(token), 0o600)
 	// Shipped safety defaults (breaker 20 % with at least 3 nodes, hold 5m,
 	// settle 5s, one run at a time). Load alerts are dry runs (the nodes
@@ -121,37 +168,43 @@ routes:
 `, r.URL(0))
 	cfgFile := filepath.Join(dir, "node-healer.yml")
 	_ = os.WriteFile(cfgFile, []byte(cfg), 0o600)
-	logf, err := os.Create(filepath.Join(dir, "receiver.log"))
+	logPath := filepath.Join(dir, "receiver.log")
+	logf, err := os.Create(logPath)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer logf.Close()
-	rcv, err := benchenv.StartReceiver(o.receiver, cfgFile, cl.Kubeconfig, logf, "--log.level=warn")
+	// The receiver logs at its default level (info), as in production.
+	rcv, err := benchenv.StartReceiver(bin, cfgFile, cl.Kubeconfig, logf)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer rcv.Stop()
 	// Let the node cache fill and the first breaker evaluation pass.
 	time.Sleep(3 * time.Second)
-	b := &bench{o: o, url: rcv.URL + "/webhook", rdb: rdb, pid: rcv.Cmd.Process.Pid, nodes: nodes,
+	b := &bench{o: o, bin: bin, url: rcv.URL + "/webhook", rdb: rdb, pid: rcv.Cmd.Process.Pid, nodes: nodes,
 		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128}, Timeout: 10 * time.Second}}
-	fmt.Printf("machine: %d cores,%s; receiver %s; %d nodes\n", nprocs(), cpuModel(), o.receiver, o.nodes)
+	fmt.Printf("\n### receiver %s\n", bin)
+	var rows []row
 	for _, p := range strings.Split(o.phases, ",") {
+		var rw row
 		switch p {
 		case "load-new":
-			err = b.load(ctx, p, false)
+			rw, err = b.load(ctx, p, false)
 		case "load-redelivery":
-			err = b.load(ctx, p, true)
+			rw, err = b.load(ctx, p, true)
 		case "storm":
-			err = b.stormPhase(ctx, cl)
+			rw, err = b.stormPhase(ctx, cl)
 		default:
 			err = fmt.Errorf("unknown phase %q", p)
 		}
 		if err != nil {
-			return fmt.Errorf("%s: %w\nreceiver log: %s", p, err, tail(filepath.Join(dir, "receiver.log"), 20))
+			return nil, fmt.Errorf("%s: %w\nreceiver log: %s", p, err, tail(logPath, 20))
 		}
+		rw.receiver, rw.phase = bin, p
+		rows = append(rows, rw)
 	}
-	return nil
+	return rows, nil
 }
 
 // createNodes creates kwok-managed nodes, 16 at a time, and waits until
@@ -209,6 +262,7 @@ func createNodes(ctx context.Context, cl *testenv.Cluster, names []string) error
 
 type bench struct {
 	o      opts
+	bin    string
 	url    string
 	rdb    *redis.Client
 	pid    int
@@ -257,7 +311,7 @@ func (b *bench) post(ctx context.Context, payload []byte) (int, error) {
 
 // load sends rate payloads/s for the duration, open loop, then resolves
 // every alert it sent.
-func (b *bench) load(ctx context.Context, name string, redeliver bool) error {
+func (b *bench) load(ctx context.Context, name string, redeliver bool) (row, error) {
 	n := b.o.rate * int(b.o.duration.Seconds())
 	at := time.Now().UTC().Format(time.RFC3339)
 	// The population a redelivery phase re-sends: one second's worth.
@@ -279,15 +333,15 @@ func (b *bench) load(ctx context.Context, name string, redeliver bool) error {
 	}
 	cmd0, err := commands(ctx, b.rdb)
 	if err != nil {
-		return err
+		return row{}, err
 	}
 	rcpu0, err := procCPU(b.pid)
 	if err != nil {
-		return err
+		return row{}, err
 	}
 	redisCPU0, err := redisCPU(ctx, b.rdb)
 	if err != nil {
-		return err
+		return row{}, err
 	}
 	lat := make([]time.Duration, n)
 	codes := make([]int, n)
@@ -320,12 +374,15 @@ func (b *bench) load(ctx context.Context, name string, redeliver bool) error {
 	fmt.Printf("latency: p50 %s  p90 %s  p99 %s  max %s; codes %v\n", ms(pct(0.5)), ms(pct(0.9)), ms(pct(0.99)), ms(lat[len(lat)-1]), count)
 	fmt.Printf("cpu over %s: receiver %.0f %% of a core, redis-server %.0f %%\n", took.Round(time.Millisecond),
 		100*(rcpu1-rcpu0)/took.Seconds(), 100*(redisCPU1-redisCPU0)/took.Seconds())
-	fmt.Printf("redis commands per payload (workers' included): %s\n", perPayload(cmd0, cmd1, n))
+	total, detail := perPayload(cmd0, cmd1, n)
+	fmt.Printf("redis commands per payload (workers' included): %s\n", detail)
 	if count[200] != n {
-		return fmt.Errorf("%d of %d payloads answered 200: %v", count[200], n, count)
+		return row{}, fmt.Errorf("%d of %d payloads answered 200: %v", count[200], n, count)
 	}
+	rw := row{p50: pct(0.5), p90: pct(0.9), p99: pct(0.99), max: lat[len(lat)-1],
+		cpu: 100 * (rcpu1 - rcpu0) / took.Seconds(), redisCPU: 100 * (redisCPU1 - redisCPU0) / took.Seconds(), cmds: total}
 	// Resolve everything this phase fired.
-	return b.resolve(ctx, seen)
+	return rw, b.resolve(ctx, seen)
 }
 
 func (b *bench) resolve(ctx context.Context, fired map[string]alert) error {
@@ -356,9 +413,9 @@ func (b *bench) resolve(ctx context.Context, fired map[string]alert) error {
 
 // stormPhase: storm nodes alert within one second (two alerts each, in
 // payloads of up to 100); time until the breaker is open in Redis.
-func (b *bench) stormPhase(ctx context.Context, cl *testenv.Cluster) error {
+func (b *bench) stormPhase(ctx context.Context, cl *testenv.Cluster) (row, error) {
 	if open, _ := b.rdb.HGet(ctx, prefix+":breaker", "open").Result(); open == "1" {
-		return fmt.Errorf("breaker already open before the storm")
+		return row{}, fmt.Errorf("breaker already open before the storm")
 	}
 	at := time.Now().UTC().Format(time.RFC3339)
 	var as []alert
@@ -426,9 +483,9 @@ func (b *bench) stormPhase(ctx context.Context, cl *testenv.Cluster) error {
 	}
 	fmt.Printf("cordons %s after the storm: %d\n", b.o.quiet, cordoned)
 	if cordoned != 0 {
-		return fmt.Errorf("%d nodes cordoned in the storm", cordoned)
+		return row{}, fmt.Errorf("%d nodes cordoned in the storm", cordoned)
 	}
-	return nil
+	return row{p50: lat[len(lat)/2], p90: lat[len(lat)*9/10], p99: lat[len(lat)-1], max: lat[len(lat)-1], open: open}, nil
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
@@ -452,7 +509,7 @@ func commands(ctx context.Context, rdb *redis.Client) (map[string]int64, error) 
 	return out, nil
 }
 
-func perPayload(a, b map[string]int64, n int) string {
+func perPayload(a, b map[string]int64, n int) (float64, string) {
 	type kv struct {
 		k string
 		v float64
@@ -475,7 +532,7 @@ func perPayload(a, b map[string]int64, n int) string {
 	for _, e := range all {
 		parts = append(parts, fmt.Sprintf("%s %.2f", e.k, e.v))
 	}
-	return strings.Join(parts, ", ")
+	return total, strings.Join(parts, ", ")
 }
 
 // procCPU is a process's user+system CPU time in seconds.

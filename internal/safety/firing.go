@@ -16,17 +16,22 @@ import (
 //
 // The breaker asks which nodes have a firing alert, not which alerts
 // fire, so the record keeps the answer up to date as alerts come and go
-// instead of rereading every alert on each question. Three keys, in one
-// Redis Cluster slot (the hash tag of the last two is the first's name):
+// instead of rereading every alert on each question. Four keys, in one
+// Redis Cluster slot (the hash tag of the last three is the first's name):
 //
 //	P:firing              hash fingerprint → "node|unix seconds last seen"
 //	{P:firing}:nodes      hash node → number of its alerts in P:firing
-//	{P:firing}:seen       sorted set fingerprint → last seen (expiry order)
+//	{P:firing}:len        the size of P:firing when the script last ran
+//	{P:firing}:cursor     where the expiry sweep (HSCAN) goes on
 //
-// One Lua script updates all three atomically per payload. When the hash
-// and the index disagree in size (the first use after an upgrade, or an
-// older replica wrote the hash during a rolling update), the script
-// rebuilds the counts from the hash before anything else.
+// One Lua script updates them per payload, with a constant number of
+// commands plus one per node whose count changes. When P:firing's size is
+// not what the script left (the first use after an upgrade, or an older
+// replica wrote the hash during a rolling update), it rebuilds the counts
+// from the hash first. Alerts not re-sent within MaxAge are dropped by a
+// sweep that reads 200 entries per breaker evaluation (every few seconds
+// on each replica), so a lost resolved notification stops counting some
+// time after MaxAge rather than exactly at it.
 type Firing struct {
 	Redis  redis.UniversalClient
 	Prefix string
@@ -35,10 +40,11 @@ type Firing struct {
 
 func (f *Firing) key() string { return f.Prefix + ":firing" }
 
-// keys are the script's KEYS: the hash, the node counts, the index.
+// keys are the script's KEYS: the hash, the node counts, its size, the
+// sweep's cursor.
 func (f *Firing) keys() []string {
 	tag := "{" + f.key() + "}"
-	return []string{f.key(), tag + ":nodes", tag + ":seen"}
+	return []string{f.key(), tag + ":nodes", tag + ":len", tag + ":cursor"}
 }
 
 func (f *Firing) maxAge() time.Duration {
@@ -48,56 +54,83 @@ func (f *Firing) maxAge() time.Duration {
 	return f.MaxAge
 }
 
-// expireBatch bounds how many aged-out alerts one call drops (the rest go
-// on the next calls), so no call holds Redis long.
-const expireBatch = 1000
+// sweepBatch is how many entries one sweep step reads (HSCAN COUNT).
+const sweepBatch = 200
 
 // firingScript: KEYS as Firing.keys. ARGV[1] now (unix s), ARGV[2]
-// cutoff (unix s: older entries expire), ARGV[3] 1 to return the firing
-// nodes, ARGV[4] n firing alerts, then n (fingerprint, node) pairs, then
-// resolved fingerprints. Returns {nodes with a firing alert, nodes that
-// had none before this call, node names… (with ARGV[3] = 1)}.
+// cutoff (unix s: older entries expire), ARGV[3] 1 to sweep a step and
+// return the firing nodes, ARGV[4] n firing alerts, then n (fingerprint,
+// node) pairs, then resolved fingerprints. Returns {nodes with a firing
+// alert, nodes that had none before this call, node names… (with
+// ARGV[3] = 1)}.
 var firingScript = redis.NewScript(`
 local function nodeOf(v) return string.match(v, '^(.*)|') or v end
-local function inc(node) return redis.call('HINCRBY', KEYS[2], node, 1) end
-local function dec(node)
-  if redis.call('HINCRBY', KEYS[2], node, -1) <= 0 then redis.call('HDEL', KEYS[2], node) end
-end
-local function drop(fp)
-  local v = redis.call('HGET', KEYS[1], fp)
-  if v then
-    dec(nodeOf(v))
-    redis.call('HDEL', KEYS[1], fp)
+-- call runs cmd on KEYS[1] with list's items as arguments, at most 1000 at
+-- a time (Lua's unpack has a limit), and returns the replies joined.
+local function call(cmd, list)
+  local out = {}
+  for i = 1, #list, 1000 do
+    local r = redis.call(cmd, KEYS[1], unpack(list, i, math.min(i + 999, #list)))
+    if type(r) == 'table' then for _, v in ipairs(r) do out[#out+1] = v end end
   end
-  redis.call('ZREM', KEYS[3], fp)
+  return out
 end
-if redis.call('HLEN', KEYS[1]) ~= redis.call('ZCARD', KEYS[3]) then
-  redis.call('DEL', KEYS[2], KEYS[3])
+local delta, drop, dropping = {}, {}, {}
+local function add(node, d) delta[node] = (delta[node] or 0) + d end
+local function forget(fp)
+  if not dropping[fp] then dropping[fp] = true; drop[#drop+1] = fp end
+end
+if tonumber(redis.call('GET', KEYS[3]) or '0') ~= redis.call('HLEN', KEYS[1]) then
+  redis.call('DEL', KEYS[2])
   local all = redis.call('HGETALL', KEYS[1])
-  for i = 1, #all, 2 do
-    local node, ts = string.match(all[i+1], '^(.*)|(%d*)$')
-    if not node then node, ts = all[i+1], '0' end
-    inc(node)
-    redis.call('ZADD', KEYS[3], tonumber(ts) or 0, all[i])
-  end
+  for i = 2, #all, 2 do add(nodeOf(all[i]), 1) end
+  for node, d in pairs(delta) do redis.call('HSET', KEYS[2], node, d) end
+  delta = {}
 end
-for _, fp in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[2], 'LIMIT', 0, ` + strconv.Itoa(expireBatch) + `)) do
-  drop(fp)
+if ARGV[3] == '1' then
+  local r = redis.call('HSCAN', KEYS[1], redis.call('GET', KEYS[4]) or '0', 'COUNT', ` + strconv.Itoa(sweepBatch) + `)
+  redis.call('SET', KEYS[4], r[1])
+  local cutoff = tonumber(ARGV[2])
+  for i = 1, #r[2], 2 do
+    local ts = tonumber(string.match(r[2][i+1], '|(%d+)$') or '0')
+    if ts < cutoff then forget(r[2][i]) end
+  end
 end
 local n = tonumber(ARGV[4])
-for i = 5 + 2*n, #ARGV do drop(ARGV[i]) end
-local newly = 0
-for i = 5, 4 + 2*n, 2 do
-  local fp, node = ARGV[i], ARGV[i+1]
-  local v = redis.call('HGET', KEYS[1], fp)
-  local was = v and nodeOf(v)
-  if was ~= node then
-    if was then dec(was) end
-    if inc(node) == 1 then newly = newly + 1 end
+for i = 5 + 2*n, #ARGV do forget(ARGV[i]) end
+if #drop > 0 then
+  local old = call('HMGET', drop)
+  for i, v in ipairs(old) do
+    if v then add(nodeOf(v), -1) end
   end
-  redis.call('HSET', KEYS[1], fp, node .. '|' .. ARGV[1])
-  redis.call('ZADD', KEYS[3], ARGV[1], fp)
+  call('HDEL', drop)
 end
+if n > 0 then
+  local fps, set = {}, {}
+  for i = 5, 4 + 2*n, 2 do
+    fps[#fps+1] = ARGV[i]
+    set[#set+1] = ARGV[i]
+    set[#set+1] = ARGV[i+1] .. '|' .. ARGV[1]
+  end
+  local old = call('HMGET', fps)
+  for i, v in ipairs(old) do
+    local node = ARGV[4 + 2*i]
+    local was = v and nodeOf(v)
+    if was ~= node then
+      if was then add(was, -1) end
+      add(node, 1)
+    end
+  end
+  call('HSET', set)
+end
+local newly = 0
+for node, d in pairs(delta) do
+  if d ~= 0 then
+    local c = redis.call('HINCRBY', KEYS[2], node, d)
+    if c <= 0 then redis.call('HDEL', KEYS[2], node) elseif c == d then newly = newly + 1 end
+  end
+end
+redis.call('SET', KEYS[3], redis.call('HLEN', KEYS[1]))
 local out = {redis.call('HLEN', KEYS[2]), newly}
 if ARGV[3] == '1' then
   for _, node in ipairs(redis.call('HKEYS', KEYS[2])) do out[#out+1] = node end

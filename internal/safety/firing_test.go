@@ -166,3 +166,22 @@ func TestFiringRebuildAndExpiry(t *testing.T) {
 		t.Fatalf("after MaxAge: %v, want only n2 (re-sent)", got)
 	}
 }
+
+// TestFiringLargePayload: more alerts in one record than Lua can pass to
+// one command (unpack's limit) are recorded and resolved whole.
+func TestFiringLargePayload(t *testing.T) {
+	f, _ := newFiring(t, time.Hour)
+	firing := map[string]string{}
+	var fps []string
+	for i := range 6000 {
+		fp := fmt.Sprintf("fp%05d", i)
+		firing[fp] = fmt.Sprintf("n%d", i%1500)
+		fps = append(fps, fp)
+	}
+	if got := record(t, f, firing); got != (FiringResult{Nodes: 1500, New: 1500}) {
+		t.Fatalf("6,000 alerts on 1,500 nodes: %+v", got)
+	}
+	if got := record(t, f, nil, fps[:5999]...); got.Nodes != 1 {
+		t.Fatalf("after resolving all but one: %+v, want 1 node", got)
+	}
+}
