@@ -66,7 +66,7 @@ func newGate(cfg *config.Config, rdb redis.UniversalClient, nodes safety.NodeLis
 			BreakerPercent: sf.Breaker.MaxUnhealthyPercent, BreakerNodes: sf.Breaker.MaxUnhealthyNodes, BreakerMinNodes: sf.Breaker.MinUnhealthyNodes, BreakerHold: time.Duration(sf.Breaker.Hold), BreakerGroupBy: sf.Breaker.GroupBy,
 			Settle: time.Duration(sf.Settle), SlotTTL: 3 * time.Duration(cfg.Workers.ClaimAfter), ExcludeLabel: sf.ExcludeLabel,
 		},
-		Redis: rdb, Prefix: p, Nodes: nodes, Log: log,
+		Redis: rdb, Prefix: p, Nodes: nodes, NodeListCache: time.Second, Log: log,
 		Slots: locks.NewSlots(rdb, p, lo), Rate: locks.NewRateLimiter(rdb, p, lo), Window: locks.NewWindow(rdb, p),
 		Firing: &safety.Firing{Redis: rdb, Prefix: p},
 	}
