@@ -3,7 +3,10 @@
 // kube-apiserver with kwok playing the kubelets of -nodes nodes (1,000 by
 // default), and the workers running.
 //
-// Three phases, each against the same receiver:
+// -receiver takes several binaries (e.g. before and after a change): each
+// runs every phase on a fresh redis-server, in turn, -rounds times, on the
+// one control plane, so their figures share the machine's load; a table
+// of every phase closes the output. Three phases:
 //
 //   - load-new: -rate payloads/s of 100 alerts for -duration, open loop (a
 //     request starts every 1/rate s whether or not the last one finished),
@@ -24,7 +27,8 @@
 // HTTP, status codes, the CPU the receiver and redis-server used, and the
 // Redis commands per payload (INFO commandstats, the workers' included).
 //
-//	go build -o bin/ ./cmd/receiver && go run ./bench/admission -receiver bin/receiver
+//	bench/admission.sh                                   # this checkout
+//	go run ./bench/admission -receiver old,new -rounds 2 # A/B
 package main
 
 import (
