@@ -38,14 +38,16 @@ func serverUsec(b *testing.B, c *redis.Client) float64 {
 // payload, and redis-server's CPU time for it (redis-µs/op).
 //
 // "before" is the previous intake for comparison: the firing alerts as
-// one HSET in a pipeline of its own, then the enqueue script.
+// one HSET in a pipeline of its own, then the enqueue script. "-resent":
+// 50 payloads sent over and over, as Alertmanager re-sends its groups
+// (every alert a duplicate after the first 50 payloads).
 //
 //	go test -run '^$' -bench Record100 -benchtime 1000x ./internal/intake/
 func BenchmarkRecord100(b *testing.B) {
 	if testing.Short() {
 		b.Skip("needs redis-server")
 	}
-	for _, variant := range []string{"after", "before"} {
+	for _, variant := range []string{"after", "before", "after-resent", "before-resent"} {
 		b.Run(variant, func(b *testing.B) {
 			c := testenv.NewRedis(b).Client(0)
 			b.Cleanup(func() { c.Close() })
@@ -58,8 +60,12 @@ func BenchmarkRecord100(b *testing.B) {
 			ps := make([]p, b.N)
 			for i := range ps {
 				ps[i].firing = map[string]string{}
+				k := i
+				if strings.HasSuffix(variant, "-resent") {
+					k = i % 50 // a population of 50 payloads, re-sent
+				}
 				for j := range 100 {
-					fp := fmt.Sprintf("%08x%04x", i, j)
+					fp := fmt.Sprintf("%08x%04x", k, j)
 					node := fmt.Sprintf("node-%04d", j%50)
 					ps[i].reqs = append(ps[i].reqs, runbooks.Request{RunID: runbooks.RunID(fp, at), Fingerprint: fp, StartsAt: at, Node: node,
 						Route: "r", Runbook: "cordon", Labels: map[string]string{"alertname": "NodeKernelDeadlock", "node": node}, Enqueued: time.Now()})
@@ -70,7 +76,7 @@ func BenchmarkRecord100(b *testing.B) {
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				var err error
-				if variant == "after" {
+				if strings.HasPrefix(variant, "after") {
 					_, err = fx.in.Record(ctx, ps[i].reqs, ps[i].firing, nil)
 				} else {
 					vals := make([]any, 0, 200)

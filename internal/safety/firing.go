@@ -31,7 +31,9 @@ import (
 // from the hash first. Alerts not re-sent within MaxAge are dropped by a
 // sweep that reads 200 entries per breaker evaluation (every few seconds
 // on each replica), so a lost resolved notification stops counting some
-// time after MaxAge rather than exactly at it.
+// time after MaxAge rather than exactly at it; for the same reason a
+// re-sent alert's last-seen time is rewritten only once it is older than
+// MaxAge/12 (most payloads re-send alerts: they then write nothing).
 type Firing struct {
 	Redis  redis.UniversalClient
 	Prefix string
@@ -106,22 +108,28 @@ if #drop > 0 then
   call('HDEL', drop)
 end
 if n > 0 then
+  -- A re-sent alert on the same node is rewritten only when its last-seen
+  -- time is older than a twelfth of MaxAge (expiry needs no finer clock).
+  local now = tonumber(ARGV[1])
+  local fresh = now - math.floor((now - tonumber(ARGV[2])) / 12)
   local fps, set = {}, {}
-  for i = 5, 4 + 2*n, 2 do
-    fps[#fps+1] = ARGV[i]
-    set[#set+1] = ARGV[i]
-    set[#set+1] = ARGV[i+1] .. '|' .. ARGV[1]
-  end
+  for i = 5, 4 + 2*n, 2 do fps[#fps+1] = ARGV[i] end
   local old = call('HMGET', fps)
   for i, v in ipairs(old) do
-    local node = ARGV[4 + 2*i]
-    local was = v and nodeOf(v)
-    if was ~= node then
-      if was then add(was, -1) end
-      add(node, 1)
+    local fp, node = ARGV[3 + 2*i], ARGV[4 + 2*i]
+    local was, ts
+    if v then was, ts = string.match(v, '^(.*)|(%d*)$') end
+    if v and not was then was = v end
+    if was ~= node or (tonumber(ts) or 0) < fresh then
+      if was ~= node then
+        if was then add(was, -1) end
+        add(node, 1)
+      end
+      set[#set+1] = fp
+      set[#set+1] = node .. '|' .. ARGV[1]
     end
   end
-  call('HSET', set)
+  if #set > 0 then call('HSET', set) end
 end
 local newly = 0
 for node, d in pairs(delta) do

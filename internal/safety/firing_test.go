@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -183,5 +184,30 @@ func TestFiringLargePayload(t *testing.T) {
 	}
 	if got := record(t, f, nil, fps[:5999]...); got.Nodes != 1 {
 		t.Fatalf("after resolving all but one: %+v, want 1 node", got)
+	}
+}
+
+// TestFiringResentWritesOnlyStale: a re-sent alert's last-seen time is
+// rewritten only once older than MaxAge/12 (5 min of 1 h), so re-sent
+// payloads mostly write nothing — and an alert re-sent in time never
+// expires.
+func TestFiringResentWritesOnlyStale(t *testing.T) {
+	f, c := newFiring(t, time.Hour)
+	ctx := context.Background()
+	record(t, f, map[string]string{"recent": "n1", "old": "n2"})
+	now := time.Now().Unix()
+	recent, old := fmt.Sprintf("n1|%d", now-60), fmt.Sprintf("n2|%d", now-600)
+	if err := c.HSet(ctx, "t:firing", "recent", recent, "old", old).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got := record(t, f, map[string]string{"recent": "n1", "old": "n2"}); got != (FiringResult{Nodes: 2}) {
+		t.Fatalf("re-sent: %+v", got)
+	}
+	if v, _ := c.HGet(ctx, "t:firing", "recent").Result(); v != recent {
+		t.Errorf("seen a minute ago and re-sent: %q, want it left as %q", v, recent)
+	}
+	v, _ := c.HGet(ctx, "t:firing", "old").Result()
+	if ts, _ := strconv.ParseInt(v[strings.IndexByte(v, '|')+1:], 10, 64); v[:3] != "n2|" || ts < now {
+		t.Errorf("seen 10 minutes ago and re-sent: %q, want n2|<now>", v)
 	}
 }
