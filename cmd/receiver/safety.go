@@ -66,7 +66,7 @@ func newGate(cfg *config.Config, rdb redis.UniversalClient, nodes safety.NodeLis
 			BreakerPercent: sf.Breaker.MaxUnhealthyPercent, BreakerNodes: sf.Breaker.MaxUnhealthyNodes, BreakerMinNodes: sf.Breaker.MinUnhealthyNodes, BreakerHold: time.Duration(sf.Breaker.Hold), BreakerGroupBy: sf.Breaker.GroupBy,
 			Settle: time.Duration(sf.Settle), SlotTTL: 3 * time.Duration(cfg.Workers.ClaimAfter), ExcludeLabel: sf.ExcludeLabel,
 		},
-		Redis: rdb, Prefix: p, Nodes: nodes, Log: log,
+		Redis: rdb, Prefix: p, Nodes: nodes, NodeListCache: time.Second, Log: log,
 		Slots: locks.NewSlots(rdb, p, lo), Rate: locks.NewRateLimiter(rdb, p, lo), Window: locks.NewWindow(rdb, p),
 		Firing: &safety.Firing{Redis: rdb, Prefix: p},
 	}
@@ -106,13 +106,14 @@ func routeWindows(cfg *config.Config) (map[string][]safety.MaintenanceWindow, er
 	return out, nil
 }
 
-// watchSafety evaluates the breaker every few seconds, publishes the
-// safety gauges and says loudly when the breaker or the pause changes.
+// watchSafety evaluates the breaker every few seconds and whenever the
+// webhook kicks it (an alert for a node that had none firing), publishes
+// the safety gauges and says loudly when the breaker or the pause changes.
 func watchSafety(ctx context.Context, g *safety.Gate, runs safety.RunLister, m *metrics.Metrics, log *slog.Logger) {
 	t := time.NewTicker(3 * time.Second)
 	defer t.Stop()
 	wasOpen, wasPaused := false, false
-	for {
+	for tick := true; ; {
 		if nodes, err := g.Nodes.ListNodes(); err == nil {
 			if st, err := g.Breaker().Evaluate(ctx, nodes); err == nil {
 				m.UnhealthyNodes.Set(float64(st.Unhealthy))
@@ -127,7 +128,9 @@ func watchSafety(ctx context.Context, g *safety.Gate, runs safety.RunLister, m *
 				}
 			}
 		}
-		if st, err := g.Status(ctx, runs); err == nil {
+		if !tick {
+			// A kick: the breaker only (the status reads every run).
+		} else if st, err := g.Status(ctx, runs); err == nil {
 			m.RebootBudget.Set(float64(st.Reboots.Remaining))
 			m.Paused.Set(b2f(st.Paused != nil))
 			m.RunsWaiting.WithLabelValues("deferred").Set(float64(len(st.Deferred)))
@@ -145,6 +148,9 @@ func watchSafety(ctx context.Context, g *safety.Gate, runs safety.RunLister, m *
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			tick = true
+		case <-g.Breaker().Kicked():
+			tick = false
 		}
 	}
 }

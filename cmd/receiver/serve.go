@@ -20,6 +20,7 @@ import (
 
 	"github.com/node-healer/node-healer/internal/config"
 	"github.com/node-healer/node-healer/internal/handlers"
+	"github.com/node-healer/node-healer/internal/intake"
 	"github.com/node-healer/node-healer/internal/kube"
 	"github.com/node-healer/node-healer/internal/locks"
 	"github.com/node-healer/node-healer/internal/metrics"
@@ -28,7 +29,6 @@ import (
 	"github.com/node-healer/node-healer/internal/redisconn"
 	"github.com/node-healer/node-healer/internal/runbooks"
 	"github.com/node-healer/node-healer/internal/runstore"
-	"github.com/node-healer/node-healer/internal/safety"
 	"github.com/node-healer/node-healer/internal/worker"
 )
 
@@ -182,7 +182,7 @@ func runServe(ctx context.Context, o serveOptions, logw io.Writer) error {
 	}
 
 	e := handlers.New(handlers.Options{
-		Router: live, Intake: intake{q, gate.Firing}, Nodes: nodeCache, CurrentAuth: live.Auth,
+		Router: live, Intake: &intake.Intake{Queue: q, Firing: gate.Firing, Kick: gate.Breaker().Kick}, Nodes: nodeCache, CurrentAuth: live.Auth,
 		Reload: live.Reload, EnableLifecycle: o.EnableLifecycle,
 		Status: func(ctx context.Context) (any, error) { return gate.Status(ctx, store) }, Runs: store,
 		MaxBody: cfg.Webhook.MaxBodyBytes, DryRun: o.DryRun, Metrics: m, Gatherer: promReg, Log: log,
@@ -254,29 +254,4 @@ func runServe(ctx context.Context, o serveOptions, logw io.Writer) error {
 	default:
 		return nil
 	}
-}
-
-// intake adapts the queue and the firing-alert record to the webhook.
-type intake struct {
-	q      *queue.Queue
-	firing *safety.Firing
-}
-
-func (i intake) Enqueue(ctx context.Context, reqs []runbooks.Request) ([]bool, error) {
-	return i.q.Enqueue(ctx, reqs)
-}
-
-func (i intake) RecordResolved(ctx context.Context, r map[string]time.Time) error {
-	if err := i.q.RecordResolved(ctx, r); err != nil {
-		return err
-	}
-	fps := make([]string, 0, len(r))
-	for fp := range r {
-		fps = append(fps, fp)
-	}
-	return i.firing.Record(ctx, nil, fps)
-}
-
-func (i intake) RecordFiring(ctx context.Context, f map[string]string) error {
-	return i.firing.Record(ctx, f, nil)
 }

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,36 +16,35 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/node-healer/node-healer/internal/config"
+	"github.com/node-healer/node-healer/internal/intake"
 	"github.com/node-healer/node-healer/internal/metrics"
 	"github.com/node-healer/node-healer/internal/queue"
 	"github.com/node-healer/node-healer/internal/redisconn"
-	"github.com/node-healer/node-healer/internal/runbooks"
 	"github.com/node-healer/node-healer/internal/safety"
 	"github.com/node-healer/node-healer/internal/testenv"
 )
 
-type queueIntake struct {
-	q *queue.Queue
-	f *safety.Firing
-}
+// roundTrips counts a client's round trips to Redis: one per command
+// sent alone, one per pipeline.
+type roundTrips struct{ n atomic.Int64 }
 
-func (i queueIntake) Enqueue(ctx context.Context, r []runbooks.Request) ([]bool, error) {
-	return i.q.Enqueue(ctx, r)
+func (r *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (r *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { r.n.Add(1); return next(ctx, cmd) }
 }
-func (i queueIntake) RecordResolved(ctx context.Context, r map[string]time.Time) error {
-	return i.q.RecordResolved(ctx, r)
-}
-func (i queueIntake) RecordFiring(ctx context.Context, f map[string]string) error {
-	return i.f.Record(ctx, f, nil)
+func (r *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { r.n.Add(1); return next(ctx, cmds) }
 }
 
 // benchServer is the webhook on a real redis-server queue. Node lookups
 // use a map, as the production informer cache does.
-func benchServer(b *testing.B) http.Handler {
+func benchServer(b *testing.B) (http.Handler, *roundTrips) {
 	r := testenv.NewRedis(b)
 	c := r.Client(0)
 	b.Cleanup(func() { c.Close() })
-	return benchServerOn(b, c, queue.Options{Prefix: "bench"})
+	rt := &roundTrips{}
+	c.AddHook(rt)
+	return benchServerOn(b, c, queue.Options{Prefix: "bench"}), rt
 }
 
 // benchServerOn is the webhook on queue options o over client c (a single
@@ -60,7 +60,7 @@ func benchServerOn(b *testing.B, c redis.UniversalClient, o queue.Options) http.
 		nodes[fmt.Sprintf("n%d", i)] = true
 	}
 	reg := prometheus.NewRegistry()
-	return New(Options{Router: cfg, Intake: queueIntake{queue.New(c, o), &safety.Firing{Redis: c, Prefix: o.Prefix}}, Nodes: nodes,
+	return New(Options{Router: cfg, Intake: &intake.Intake{Queue: queue.New(c, o), Firing: &safety.Firing{Redis: c, Prefix: o.Prefix}}, Nodes: nodes,
 		Auth: cfg.Webhook.Auth, MaxBody: cfg.Webhook.MaxBodyBytes, Metrics: metrics.New(reg, nil), Gatherer: reg,
 		Log: slog.New(slog.DiscardHandler)})
 }
@@ -77,7 +77,9 @@ func benchWebhook(b *testing.B, alerts int) {
 	if testing.Short() {
 		b.Skip("needs redis-server")
 	}
-	benchWebhookOn(b, benchServer(b), alerts)
+	h, rt := benchServer(b)
+	benchWebhookOn(b, h, alerts)
+	b.ReportMetric(float64(rt.n.Load())/float64(b.N), "redis-rt/op")
 }
 
 func benchWebhookOn(b *testing.B, h http.Handler, alerts int) {

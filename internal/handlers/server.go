@@ -26,11 +26,13 @@ type Router interface {
 type Intake interface {
 	// Enqueue persists requests; added[i] is false for a duplicate.
 	Enqueue(ctx context.Context, reqs []runbooks.Request) (added []bool, err error)
-	// RecordResolved remembers resolved alerts: fingerprint → endsAt.
-	RecordResolved(ctx context.Context, resolved map[string]time.Time) error
-	// RecordFiring remembers routed firing alerts (fingerprint → node) for
-	// the blast-radius breaker.
-	RecordFiring(ctx context.Context, firing map[string]string) error
+	// Record persists what one webhook payload decided, in one Redis round
+	// trip: the accepted requests (as Enqueue; added[i] is false for a
+	// duplicate), the routed firing alerts of this cluster's nodes
+	// (fingerprint → node, counted by the blast-radius breaker) and the
+	// resolved ones (fingerprint → endsAt). An error means none of it can
+	// be trusted: the webhook answers 503 and Alertmanager retries.
+	Record(ctx context.Context, reqs []runbooks.Request, firing map[string]string, resolved map[string]time.Time) (added []bool, err error)
 }
 
 // NodeChecker tells whether a node exists in the cluster.

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -115,16 +117,13 @@ func (w *webhookHandler) handle(c echo.Context) error {
 		})
 		reqIdx = append(reqIdx, i)
 	}
-	if err := w.o.Intake.RecordResolved(ctx, resolved); err != nil {
-		return w.unavailable(err)
-	}
-	if err := w.o.Intake.RecordFiring(ctx, firing); err != nil {
-		return w.unavailable(err)
-	}
-	if len(reqs) > 0 {
-		added, err := w.o.Intake.Enqueue(ctx, reqs)
+	if len(reqs) > 0 || len(firing) > 0 || len(resolved) > 0 {
+		added, err := w.o.Intake.Record(ctx, reqs, firing, resolved)
 		if err != nil {
 			return w.unavailable(err)
+		}
+		if len(added) != len(reqs) {
+			return w.unavailable(fmt.Errorf("intake answered %d results for %d requests", len(added), len(reqs)))
 		}
 		for k, i := range reqIdx {
 			if added[k] {
@@ -135,20 +134,34 @@ func (w *webhookHandler) handle(c echo.Context) error {
 		}
 	}
 	reply := Reply{Alerts: results}
+	var runs, nodes []string
+	seenNode := map[string]bool{}
+	debug := w.o.Log.Enabled(ctx, slog.LevelDebug)
 	for _, res := range results {
 		if res.Outcome == "accepted" {
 			reply.Accepted++
+			runs = append(runs, res.RunID)
+			if !seenNode[res.Node] {
+				seenNode[res.Node] = true
+				nodes = append(nodes, res.Node)
+			}
 		} else {
 			reply.Ignored++
 		}
 		if w.o.Metrics != nil {
 			w.o.Metrics.Alerts.WithLabelValues(res.Reason).Inc()
 		}
-		if res.Reason == metrics.OutcomeAccepted {
-			w.o.Log.Info("alert accepted", "run", res.RunID, "node", res.Node, "route", res.Route, "runbook", res.Runbook, "fingerprint", res.Fingerprint)
-		} else {
-			w.o.Log.Debug("alert ignored", "reason", res.Reason, "node", res.Node, "route", res.Route, "fingerprint", res.Fingerprint, "detail", res.Detail)
+		if debug {
+			w.o.Log.Debug("alert", "outcome", res.Outcome, "reason", res.Reason, "run", res.RunID, "node", res.Node, "route", res.Route,
+				"runbook", res.Runbook, "fingerprint", res.Fingerprint, "detail", res.Detail)
 		}
+	}
+	// One line per payload, not per alert: Alertmanager sends up to
+	// max_alerts (often 100) per payload, and a line each was a third of
+	// the handler's CPU. Each run's own lines follow from the worker.
+	if reply.Accepted > 0 {
+		w.o.Log.Info("alerts accepted", "accepted", reply.Accepted, "ignored", reply.Ignored,
+			"runs", strings.Join(runs, ","), "nodes", strings.Join(nodes, ","))
 	}
 	return c.JSON(http.StatusOK, reply)
 }

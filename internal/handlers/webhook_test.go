@@ -41,6 +41,7 @@ type fakeIntake struct {
 	resolved []string
 	firing   map[string]string
 	err      error
+	batches  int // Record calls: one per payload
 }
 
 func (f *fakeIntake) Enqueue(_ context.Context, reqs []runbooks.Request) ([]bool, error) {
@@ -49,6 +50,10 @@ func (f *fakeIntake) Enqueue(_ context.Context, reqs []runbooks.Request) ([]bool
 	if f.err != nil {
 		return nil, f.err
 	}
+	return f.enqueue(reqs), nil
+}
+
+func (f *fakeIntake) enqueue(reqs []runbooks.Request) []bool {
 	added := make([]bool, len(reqs))
 	for i, r := range reqs {
 		if !f.seen[r.RunID] {
@@ -57,35 +62,26 @@ func (f *fakeIntake) Enqueue(_ context.Context, reqs []runbooks.Request) ([]bool
 			added[i] = true
 		}
 	}
-	return added, nil
+	return added
 }
 
-func (f *fakeIntake) RecordResolved(_ context.Context, resolved map[string]time.Time) error {
+// Record is all or nothing, as the real one (one pipeline) is to the
+// webhook: an error and the webhook trusts none of it.
+func (f *fakeIntake) Record(_ context.Context, reqs []runbooks.Request, firing map[string]string, resolved map[string]time.Time) ([]bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if len(resolved) == 0 {
-		return nil
-	}
+	f.batches++
 	if f.err != nil {
-		return f.err
+		return nil, f.err
 	}
 	for fp := range resolved {
 		f.resolved = append(f.resolved, fp)
-	}
-	return nil
-}
-
-func (f *fakeIntake) RecordFiring(_ context.Context, firing map[string]string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(firing) > 0 && f.err != nil {
-		return f.err
 	}
 	if f.firing == nil {
 		f.firing = map[string]string{}
 	}
 	maps.Copy(f.firing, firing)
-	return nil
+	return f.enqueue(reqs), nil
 }
 
 type fakeNodes map[string]bool
@@ -207,6 +203,11 @@ func TestWebhookDecisions(t *testing.T) {
 	}
 	if v := testutil.ToFloat64(m.Alerts.WithLabelValues("unknown_node")); v != 1 {
 		t.Errorf("alerts_total{outcome=unknown_node} = %v", v)
+	}
+	// Jobs, firing and resolved alerts go to the intake together: one
+	// call, one Redis round trip, per payload.
+	if in.batches != 1 {
+		t.Errorf("%d intake calls for one payload, want 1", in.batches)
 	}
 }
 

@@ -65,7 +65,23 @@ type Breaker struct {
 	mu     sync.Mutex
 	last   BreakerState
 	lastAt time.Time
+
+	kick chan struct{}
 }
+
+// Kick asks for an evaluation now instead of at the next tick (the
+// webhook kicks when an alert arrives for a node that had none firing, so
+// a storm opens the breaker as it arrives). It never blocks; kicks
+// before the evaluation ran coalesce.
+func (b *Breaker) Kick() {
+	select {
+	case b.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Kicked delivers the kicks to whoever evaluates the breaker.
+func (b *Breaker) Kicked() <-chan struct{} { return b.kick }
 
 // breakerCacheTTL bounds how often admits recount (a storm of admits must
 // not each read every firing alert); settle time covers the staleness.

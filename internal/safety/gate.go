@@ -70,6 +70,12 @@ type Gate struct {
 	// Silences: no cache, so a silence added a moment ago still counts.
 	SilencesFresh SilenceChecker
 	Nodes         NodeLister
+	// NodeListCache > 0: Admit reuses a node list younger than this
+	// (Destructive always lists afresh). Admission runs for every queued
+	// run — thousands a second in a storm — and each list converts every
+	// node in the cache; the breaker reuses its evaluation for a second
+	// already, and the informer behind the list lags by as much.
+	NodeListCache time.Duration
 	Firing        *Firing
 	Windows       Windows
 	// Alerts, if set, cancels a run before a destructive step once its
@@ -84,6 +90,16 @@ type Gate struct {
 
 	once    sync.Once
 	breaker *Breaker
+
+	snapMu sync.Mutex
+	snap   *nodeSnapshot
+}
+
+// nodeSnapshot is a node list and its index by name.
+type nodeSnapshot struct {
+	at     time.Time
+	nodes  []NodeInfo
+	byName map[string]int
 }
 
 var _ runbooks.Gate = (*Gate)(nil)
@@ -108,7 +124,7 @@ func (g *Gate) now() time.Time {
 
 // Breaker returns the gate's breaker (built on first use).
 func (g *Gate) Breaker() *Breaker {
-	g.once.Do(func() { g.breaker = &Breaker{g: g} })
+	g.once.Do(func() { g.breaker = &Breaker{g: g, kick: make(chan struct{}, 1)} })
 	return g.breaker
 }
 
@@ -164,9 +180,39 @@ func (g *Gate) node(name string) (*NodeInfo, []NodeInfo, error) {
 	return nil, nodes, nil
 }
 
+// admitNode is node for Admit: from a list younger than NodeListCache.
+func (g *Gate) admitNode(name string) (*NodeInfo, []NodeInfo, error) {
+	if g.NodeListCache <= 0 || g.Nodes == nil {
+		return g.node(name)
+	}
+	g.snapMu.Lock()
+	s := g.snap
+	g.snapMu.Unlock()
+	if s == nil || time.Since(s.at) >= g.NodeListCache {
+		at := time.Now()
+		nodes, err := g.Nodes.ListNodes()
+		if err != nil {
+			return nil, nil, err
+		}
+		s = &nodeSnapshot{at: at, nodes: nodes, byName: make(map[string]int, len(nodes))}
+		for i := range nodes {
+			s.byName[nodes[i].Name] = i
+		}
+		g.snapMu.Lock()
+		g.snap = s
+		g.snapMu.Unlock()
+	}
+	i, ok := s.byName[name]
+	if !ok {
+		return nil, s.nodes, nil
+	}
+	n := s.nodes[i] // a copy: the snapshot is shared
+	return &n, s.nodes, nil
+}
+
 // Admit implements runbooks.Gate.
 func (g *Gate) Admit(ctx context.Context, run *runbooks.Run) (runbooks.Decision, error) {
-	node, nodes, err := g.node(run.Node)
+	node, nodes, err := g.admitNode(run.Node)
 	if err != nil {
 		return runbooks.Decision{}, fmt.Errorf("list nodes: %w", err)
 	}
