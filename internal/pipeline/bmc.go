@@ -47,15 +47,7 @@ func (p *Pipeline) startBMC() error {
 	var systems []bmcsim.System
 	for _, n := range p.Nodes {
 		systems = append(systems, bmcsim.System{ID: n, Faults: p.opts.Faults[n]})
-		q := make(chan string, 16)
-		env.queues[n] = q
-		env.wg.Add(1)
-		go func() {
-			defer env.wg.Done()
-			for state := range q {
-				p.power(n, state)
-			}
-		}()
+		p.playPower(env, n)
 	}
 	bo := bmcsim.Options{Systems: systems, Username: "admin", Password: "bmc-pw",
 		BootTime: 500 * time.Millisecond, ShutdownTime: 200 * time.Millisecond}
@@ -98,6 +90,21 @@ func (p *Pipeline) startBMC() error {
 	}
 	env.inventory = filepath.Join(dir, "inventory.yml")
 	return os.WriteFile(env.inventory, []byte(inv), 0o600)
+}
+
+// playPower starts the goroutine that plays node's power changes, in
+// order, and returns the queue they go through.
+func (p *Pipeline) playPower(env *bmcEnv, node string) chan<- string {
+	q := make(chan string, 16)
+	env.queues[node] = q
+	env.wg.Add(1)
+	go func() {
+		defer env.wg.Done()
+		for state := range q {
+			p.power(node, state)
+		}
+	}()
+	return q
 }
 
 // power plays a power change on the "machine".
@@ -221,15 +228,7 @@ func (p *Pipeline) startIPMI() error {
 	const password = "ipmi-pw"
 	inv := "defaults:\n  protocol: ipmi\n  username: admin\n  password_file: bmc-password\n  privilege: operator\n  interface: lanplus\nnodes:\n"
 	for _, n := range p.Nodes {
-		q := make(chan string, 16)
-		env.queues[n] = q
-		env.wg.Add(1)
-		go func() {
-			defer env.wg.Done()
-			for state := range q {
-				p.power(n, state)
-			}
-		}()
+		q := p.playPower(env, n)
 		booted := false // the first start is the machine already running
 		s, err := testenv.StartIPMISim(filepath.Join(dir, n), testenv.IPMISimOptions{Name: n, Password: password, OnPower: func(on bool) {
 			if !booted {
