@@ -11,9 +11,9 @@ import (
 	"github.com/node-healer/node-healer/internal/redisconn"
 )
 
-// intakeScript is enqueueScript and the resolved-alert records of one
-// webhook payload in one call. KEYS: the stream, n dedupe keys, then the
-// resolved keys. ARGV: TTL ms, n, n (run ID, job JSON) pairs, then the
+// intakeScript adds every job whose dedupe key is new and records the
+// resolved alerts of one webhook payload, in one call. KEYS: the stream,
+// n dedupe keys, then the resolved keys. ARGV: TTL ms, n, n (run ID, job JSON) pairs, then the
 // resolved alerts' endsAt, in the order of their keys. Returns one 1|0
 // (added|duplicate) per job.
 var intakeScript = redis.NewScript(`

@@ -29,8 +29,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/node-healer/node-healer/internal/redisconn"
-
 	"github.com/node-healer/node-healer/internal/runbooks"
 )
 
@@ -98,21 +96,6 @@ func New(rdb redis.UniversalClient, o Options) *Queue {
 // Stream is the stream's key.
 func (q *Queue) Stream() string { return q.stream }
 
-// enqueueScript adds every job whose dedupe key is new, in one call.
-// KEYS: stream, dedupe keys…; ARGV: ttl ms, then (run ID, job JSON) pairs.
-var enqueueScript = redis.NewScript(`
-local added = {}
-for i = 2, #KEYS do
-  local id, job = ARGV[2*i-2], ARGV[2*i-1]
-  if redis.call('SET', KEYS[i], id, 'NX', 'PX', ARGV[1]) then
-    redis.call('XADD', KEYS[1], '*', 'job', job)
-    added[#added+1] = 1
-  else
-    added[#added+1] = 0
-  end
-end
-return added`)
-
 // Enqueue persists jobs in one round trip and one script call. added[i]
 // is false when job i was a duplicate of one already enqueued. Any error
 // means none of the results can be trusted and the caller must report
@@ -121,52 +104,7 @@ func (q *Queue) Enqueue(ctx context.Context, jobs []Job) (added []bool, err erro
 	if len(jobs) == 0 {
 		return nil, nil
 	}
-	keys := make([]string, 1, len(jobs)+1)
-	keys[0] = q.stream
-	args := make([]any, 1, 2*len(jobs)+1)
-	args[0] = q.dedupeTTL.Milliseconds()
-	for i := range jobs {
-		b, err := json.Marshal(&jobs[i])
-		if err != nil {
-			return nil, err
-		}
-		keys = append(keys, q.prefix+":dedupe:"+jobs[i].RunID)
-		args = append(args, jobs[i].RunID, b)
-	}
-	var res []int64
-	if q.o.MinReplicas > 0 {
-		res, err = q.enqueueReplicated(ctx, keys, args)
-	} else {
-		res, err = enqueueScript.Run(ctx, q.rdb, keys, args...).Int64Slice()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("enqueue: %w", err)
-	}
-	if len(res) != len(jobs) {
-		return nil, fmt.Errorf("enqueue: %d results for %d jobs", len(res), len(jobs))
-	}
-	added = make([]bool, len(jobs))
-	for i, n := range res {
-		added[i] = n == 1
-	}
-	return added, nil
-}
-
-// enqueueReplicated runs the enqueue script, a write to a probe key and
-// WAIT in one pipeline (one connection: WAIT covers that connection's
-// writes). The probe write moves the connection's replication offset to
-// now, so a retried payload whose entries are all duplicates still waits
-// for the original entries to reach the replicas.
-func (q *Queue) enqueueReplicated(ctx context.Context, keys []string, args []any) ([]int64, error) {
-	probe := func(p redis.Pipeliner) { p.Set(ctx, q.prefix+":wait-probe", "1", time.Minute) }
-	eval, acked, err := redisconn.EvalWait(ctx, q.rdb, enqueueScript, keys, args, q.o.MinReplicas, q.o.ReplicationTimeout, probe)
-	if err != nil {
-		return nil, err
-	}
-	if acked < int64(q.o.MinReplicas) {
-		return nil, fmt.Errorf("%d of %d replicas acknowledged within %s: %w", acked, q.o.MinReplicas, q.o.ReplicationTimeout, ErrNotReplicated)
-	}
-	return eval.Int64Slice()
+	return q.Intake(ctx, jobs, nil, nil)
 }
 
 // RecordResolved remembers, in one round trip, that alerts resolved (by
@@ -175,11 +113,7 @@ func (q *Queue) RecordResolved(ctx context.Context, resolved map[string]time.Tim
 	if len(resolved) == 0 {
 		return nil
 	}
-	pipe := q.rdb.Pipeline()
-	for fp, endsAt := range resolved {
-		pipe.Set(ctx, q.prefix+":resolved:"+fp, endsAt.UTC().Format(time.RFC3339Nano), q.dedupeTTL)
-	}
-	_, err := pipe.Exec(ctx)
+	_, err := q.Intake(ctx, nil, resolved, nil)
 	return err
 }
 
