@@ -229,7 +229,7 @@ type table struct {
 }
 
 func (t *table) head() {
-	fmt.Fprintf(t.w, "%-4s | %-70s | %-24s | %s\n", "", "measure", "target", "measured")
+	fmt.Fprintf(t.w, "%-6s | %-70s | %-24s | %s\n", "", "measure", "target", "measured")
 }
 
 func (t *table) row(what, target, got string, ok bool) {
@@ -239,7 +239,7 @@ func (t *table) row(what, target, got string, ok bool) {
 		mark = "MISSED"
 		t.missed++
 	}
-	fmt.Fprintf(t.w, "%-4s | %-70s | %-24s | %s\n", mark, what, target, got)
+	fmt.Fprintf(t.w, "%-6s | %-70s | %-24s | %s\n", mark, what, target, got)
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/1e6) }

@@ -214,11 +214,14 @@ type WaveResult struct {
 	Tolerance      time.Duration
 	// Total: the alerts sent → the last run finished.
 	Total time.Duration
-	// RunMedian is the median run (created → finished); Head the median
-	// time from a run's start to its reset, Tail from its reset to its end.
+	// RunMedian is the median run (first step → finished); Head the
+	// median time from a run's first step to its reset, Tail from its
+	// reset to its end.
 	RunMedian, Head, Tail time.Duration
 	// RateBound and CapBound: the least total time the reboot rate and
-	// the concurrency cap allow, given Head, Tail and RunMedian.
+	// the concurrency cap allow, given Head, Tail and RunMedian: settle,
+	// then the first reset after Head, the last one (N-burst)·T later,
+	// and Tail; or settle and ceil(N/cap) runs one after the other.
 	RateBound, CapBound time.Duration
 	// Requests to the API server during the wave, per healed run, and
 	// the target (1.2 per evicted pod + 50).
@@ -323,10 +326,16 @@ func Wave(ctx context.Context, e *Env, obs *Observer, nodes []string, timeout ti
 		default:
 			res.Healed++
 		}
-		durs = append(durs, r.Updated.Sub(r.Created))
+		// A run is active from its first step (a deferred run waited in
+		// the queue before that) until it ended.
+		if len(r.Timeline) == 0 {
+			continue
+		}
+		first := r.Timeline[0].Start
+		durs = append(durs, r.Updated.Sub(first))
 		for _, en := range r.Timeline {
 			if en.Step == "soft-reboot" && en.Outcome == runbooks.OutcomeDone {
-				heads = append(heads, en.Start.Sub(r.Created))
+				heads = append(heads, en.Start.Sub(first))
 				tails = append(tails, r.Updated.Sub(en.End))
 			}
 		}
