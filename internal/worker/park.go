@@ -15,9 +15,13 @@ import (
 // bench/scale, issue 16). So the worker that defers a run parks the
 // delivery here, and a worker of this replica picks it up again:
 //
-//   - as soon as a run of this replica ends (and so frees its slot): one
-//     parked run per ended run, oldest first — the worker that finished
-//     takes it on its next loop;
+//   - as soon as a run ends and so frees its slot: one parked run per
+//     ended run, oldest first — in this replica the worker that finished
+//     takes it on its next loop; other replicas hear of it through Redis
+//     Pub/Sub (Queue.AnnounceEnded, a hint: a lost message only means the
+//     old wait);
+//   - when a parked run is admitted, the next one tries too (there may be
+//     more room: slots freed while nothing here was parked);
 //   - when the gate's RetryAt comes (the next reboot the rate allows, a
 //     slot's expiry).
 //
@@ -30,7 +34,7 @@ import (
 type parking struct {
 	mu     sync.Mutex
 	runs   []parked // oldest first
-	tokens int      // runs of this replica that ended since
+	tokens int      // runs that ended (or parked runs admitted) since
 }
 
 type parked struct {
@@ -62,7 +66,7 @@ func (k *parking) park(d queue.Delivery, since, retryAt time.Time) {
 	}
 }
 
-// ended records that a run of this replica ended.
+// ended records that a run ended (a slot may be free).
 func (k *parking) ended() {
 	k.mu.Lock()
 	defer k.mu.Unlock()

@@ -115,6 +115,84 @@ func TestDeferredRunTakesFreedSlot(t *testing.T) {
 	}
 }
 
+// TestDeferredRunTakesSlotFreedInOtherReplica: the run deferred in
+// replica B starts when replica A's run ends (Pub/Sub), not after
+// claim_after or its RetryAt (both an hour here).
+func TestDeferredRunTakesSlotFreedInOtherReplica(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs redis-server (integration)")
+	}
+	r := testenv.NewRedis(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	release := make(chan struct{})
+	started := make(chan string, 4)
+	book := &runbooks.Runbook{Name: "slow", Steps: []runbooks.Step{{Name: "s", Do: func(ctx context.Context, x *runbooks.Exec) (runbooks.Outcome, string, error) {
+		started <- x.Run.Node
+		if x.Run.Node == "n1" {
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return "", "", ctx.Err()
+			}
+		}
+		return runbooks.OutcomeDone, "", nil
+	}}}}
+	reg, err := runbooks.NewRegistry(book)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate := &capGate{cap: 1, held: map[string]bool{}}
+	pools := map[string]*Pool{}
+	for _, name := range []string{"a", "b"} {
+		rdb := r.Client(0)
+		defer rdb.Close()
+		p := newPool(t, rdb, name, reg)
+		p.Queue = queue.New(rdb, queue.Options{Prefix: "t", ClaimAfter: time.Hour})
+		p.Gate, p.Executor.Gate = gate, gate
+		pools[name] = p
+	}
+	at := time.Now().UTC()
+	id1, id2 := runbooks.RunID("fp1", at), runbooks.RunID("fp2", at)
+	a, b := pools["a"], pools["b"]
+	if _, err := a.Queue.Enqueue(ctx, []runbooks.Request{{RunID: id1, Fingerprint: "fp1", StartsAt: at, Node: "n1", Runbook: "slow"}}); err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	doneA, doneB := make(chan struct{}), make(chan struct{})
+	go func() { _ = a.Run(runCtx); close(doneA) }()
+	if s := <-started; s != "n1" {
+		t.Fatalf("first run on %s; want n1", s)
+	}
+	go func() { _ = b.Run(runCtx); close(doneB) }()
+	time.Sleep(200 * time.Millisecond) // b subscribed
+	// Only b reads now: a's single worker is busy with n1.
+	if _, err := a.Queue.Enqueue(ctx, []runbooks.Request{{RunID: id2, Fingerprint: "fp2", StartsAt: at, Node: "n2", Runbook: "slow"}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the second run to be deferred", 10*time.Second, func() bool {
+		run, err := a.Store.Load(ctx, id2)
+		return err == nil && run.Status == runbooks.StatusDeferred
+	})
+	close(release)
+	var run *runbooks.Run
+	waitFor(t, "the deferred run to finish", 15*time.Second, func() bool {
+		run, err = a.Store.Load(ctx, id2)
+		return err == nil && run.Status == runbooks.StatusSucceeded
+	})
+	if w := run.Timeline[0].Worker; w != "b" {
+		t.Errorf("the second run ran in replica %q; want b (a's worker was busy when it came)", w)
+	}
+	stop()
+	<-doneA
+	<-doneB
+	gate.mu.Lock()
+	defer gate.mu.Unlock()
+	if gate.most != 1 {
+		t.Errorf("%d runs admitted at once; cap 1", gate.most)
+	}
+}
+
 func TestParkingOrder(t *testing.T) {
 	now := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
 	d := func(id string) queue.Delivery { return queue.Delivery{ID: id} }

@@ -68,6 +68,14 @@ func (p *Pool) Run(ctx context.Context) error {
 		wg.Go(func() { p.observeBacklog(ctx) })
 	}
 	wg.Go(func() { p.pruneConsumers(ctx) })
+	wg.Go(func() {
+		// Runs that ended in other replicas freed slots too.
+		for from := range p.Queue.Ended(ctx) {
+			if from != p.Name {
+				p.parking.ended()
+			}
+		}
+	})
 	wg.Wait()
 	return nil
 }
@@ -216,7 +224,12 @@ func (p *Pool) handleFrom(ctx context.Context, log *slog.Logger, consumer string
 		// stopped (lease lost, shutdown, a dependency down) keeps it, so
 		// max_concurrent_runs holds while it waits to be resumed.
 		p.Gate.Done(relCtx, run)
-		p.parking.ended() // its slot is free: a parked run may take it
+		// Its slot is free: a parked run here or in another replica may
+		// take it.
+		p.parking.ended()
+		if err := p.Queue.AnnounceEnded(relCtx, p.Name); err != nil {
+			p.redisError("ack", err)
+		}
 	}
 	p.releaseLease(relCtx, log, lease)
 	if err != nil {
@@ -260,6 +273,8 @@ func (p *Pool) admit(ctx context.Context, log *slog.Logger, run *runbooks.Run, l
 			run.Admitted, run.Hold = true, nil
 			if run.Status == runbooks.StatusDeferred {
 				run.Status = runbooks.StatusPending
+				// There may be room for more: let the next parked run try.
+				p.parking.ended()
 			}
 			p.saveRun(ctx, log, run, lease)
 		}
