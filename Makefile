@@ -5,7 +5,7 @@ TOOLS_BIN := $(CURDIR)/.cache/tools/bin
 export NODE_HEALER_TOOLS := $(TOOLS_BIN)
 export PATH := $(TOOLS_BIN):$(PATH)
 
-.PHONY: all build deps tools test test-unit test-integration bench demo vet fmt image clean
+.PHONY: all build deps tools test test-unit test-integration bench bench-scale demo vet fmt image clean
 
 all: build
 
@@ -43,6 +43,9 @@ test: deps tools vet ## Every test layer: unit, integration (redis, kube-apiserv
 
 bench: deps tools ## Benchmarks (figures go to docs/benchmarks.md)
 	@bench/bench.sh
+
+bench-scale: deps tools ## Fleet scale (issue 16): 1,000 kwok nodes × 30 pods, 2 replicas; prints a table (SCALE_FLAGS=-nodes 200 …)
+	@bench/scale.sh $(SCALE_FLAGS)
 
 SCENARIO ?= deadlock-hung
 BMC ?= redfish

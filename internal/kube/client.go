@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -54,6 +55,15 @@ func Config(kubeconfig string, qps float32, burst int) (*rest.Config, error) {
 	}
 	cfg.QPS, cfg.Burst = qps, burst
 	cfg.UserAgent = "node-healer"
+	// Protobuf for the built-in types (node-healer uses no other), as
+	// kube-controller-manager and the scheduler do: the Lease informer
+	// decodes one update per node every 10 s, 100 a second at 1,000 nodes.
+	// Measured with bench/scale (issue 16): idle CPU per replica went from
+	// 2.05/2.12 % to 1.98/2.10 % of a core, within the noise; a profile
+	// after the change puts the watch decoding at about a fifth of the
+	// idle CPU.
+	cfg.ContentType = runtime.ContentTypeProtobuf
+	cfg.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
 	return cfg, nil
 }
 

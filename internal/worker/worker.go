@@ -39,6 +39,10 @@ type Pool struct {
 	Gate runbooks.Gate
 	// Alerts tells whether a deferred run's alert resolved meanwhile.
 	Alerts runbooks.AlertState
+
+	// parking holds the deliveries of runs this replica deferred, to pick
+	// them up again when a slot frees or their RetryAt comes (park.go).
+	parking parking
 }
 
 // Run starts Count workers and returns when ctx is cancelled and every
@@ -64,6 +68,14 @@ func (p *Pool) Run(ctx context.Context) error {
 		wg.Go(func() { p.observeBacklog(ctx) })
 	}
 	wg.Go(func() { p.pruneConsumers(ctx) })
+	wg.Go(func() {
+		// Runs that ended in other replicas freed slots too.
+		for from := range p.Queue.Ended(ctx) {
+			if from != p.Name {
+				p.parking.ended()
+			}
+		}
+	})
 	wg.Wait()
 	return nil
 }
@@ -72,7 +84,12 @@ func (p *Pool) loop(ctx context.Context, consumer string) {
 	log := p.Log.With("worker", consumer)
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		ds, bad, err := p.Queue.Read(ctx, consumer, 1, p.Block)
+		if pk, ok := p.parking.next(time.Now(), p.Queue.ClaimAfter()); ok {
+			p.unpark(ctx, log, consumer, pk)
+			continue
+		}
+		block := max(p.parking.wait(time.Now(), p.Block), 10*time.Millisecond)
+		ds, bad, err := p.Queue.Read(ctx, consumer, 1, block)
 		for _, id := range bad {
 			log.Error("dropped a stream entry that could not be decoded", "entry", id)
 			if p.Metrics != nil {
@@ -96,8 +113,30 @@ func (p *Pool) loop(ctx context.Context, consumer string) {
 	}
 }
 
+// unpark picks up a parked delivery again, if its entry stayed idle since
+// this replica deferred it (else another worker has it, or it is done).
+func (p *Pool) unpark(ctx context.Context, log *slog.Logger, consumer string, pk parked) {
+	took, err := p.Queue.Reclaim(ctx, consumer, pk.d.ID, max(time.Since(pk.since)-reclaimMargin, 0))
+	if err != nil {
+		p.redisError("read", err)
+		return // left pending: the ordinary claim takes it
+	}
+	if !took {
+		return
+	}
+	d := pk.d
+	d.Retries = 0
+	p.handleFrom(ctx, log, consumer, d, time.Now())
+}
+
 // handle runs one delivery. It acknowledges only when the run is final.
 func (p *Pool) handle(ctx context.Context, log *slog.Logger, consumer string, d queue.Delivery) {
+	p.handleFrom(ctx, log, consumer, d, time.Now())
+}
+
+// handleFrom is handle for a delivery that began at since (when the
+// entry's idle time was last reset by this worker).
+func (p *Pool) handleFrom(ctx context.Context, log *slog.Logger, consumer string, d queue.Delivery, since time.Time) {
 	job := d.Job
 	if d.Retries == 0 {
 		log = log.With("run", job.RunID, "node", job.Node, "runbook", job.Runbook)
@@ -152,11 +191,16 @@ func (p *Pool) handle(ctx context.Context, log *slog.Logger, consumer string, d 
 				return
 			}
 			// A short deferral (settle time) is waited out here; a longer one
-			// goes back to the stream and is claimed again later.
+			// is parked: picked up again when a run of this replica ends or
+			// its RetryAt comes, else claimed after claim_after.
 			if wait := time.Until(retryAt); !retryAt.IsZero() && wait <= softRetry && d.Retries < 5 {
 				sleep(ctx, max(wait, 10*time.Millisecond))
 				d.Retries++
-				p.handle(ctx, log, consumer, d)
+				p.handleFrom(ctx, log, consumer, d, since)
+				return
+			}
+			if ctx.Err() == nil {
+				p.parking.park(d, since, retryAt)
 			}
 			return
 		}
@@ -180,6 +224,12 @@ func (p *Pool) handle(ctx context.Context, log *slog.Logger, consumer string, d 
 		// stopped (lease lost, shutdown, a dependency down) keeps it, so
 		// max_concurrent_runs holds while it waits to be resumed.
 		p.Gate.Done(relCtx, run)
+		// Its slot is free: a parked run here or in another replica may
+		// take it.
+		p.parking.ended()
+		if err := p.Queue.AnnounceEnded(relCtx, p.Name); err != nil {
+			p.redisError("ack", err)
+		}
 	}
 	p.releaseLease(relCtx, log, lease)
 	if err != nil {
@@ -223,6 +273,8 @@ func (p *Pool) admit(ctx context.Context, log *slog.Logger, run *runbooks.Run, l
 			run.Admitted, run.Hold = true, nil
 			if run.Status == runbooks.StatusDeferred {
 				run.Status = runbooks.StatusPending
+				// There may be room for more: let the next parked run try.
+				p.parking.ended()
 			}
 			p.saveRun(ctx, log, run, lease)
 		}

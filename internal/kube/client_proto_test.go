@@ -1,0 +1,84 @@
+package kube
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// contentTypes records the Content-Type of every response.
+type contentTypes struct {
+	rt http.RoundTripper
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *contentTypes) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := c.rt.RoundTrip(r)
+	if resp != nil {
+		c.mu.Lock()
+		c.n[resp.Header.Get("Content-Type")]++
+		c.mu.Unlock()
+	}
+	return resp, err
+}
+
+// TestConfigSpeaksProtobuf: a client built by Config reads and watches in
+// protobuf against the real API server, and the node cache (informers)
+// works on it.
+func TestConfigSpeaksProtobuf(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs kube-apiserver (integration)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cfg, err := Config(cluster.Kubeconfig, 50, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ContentType != runtime.ContentTypeProtobuf {
+		t.Fatalf("ContentType %q; want protobuf", cfg.ContentType)
+	}
+	ct := &contentTypes{n: map[string]int{}}
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { ct.rt = rt; return ct })
+	client, err := NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "proto-node"
+	if err := cluster.CreateNodes(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	c := StartNodeCache(ctx, client, 0)
+	if !c.WaitSynced(ctx) {
+		t.Fatal("node cache not synced")
+	}
+	ok, err := c.NodeExists(ctx, name)
+	if err != nil || !ok {
+		t.Fatalf("NodeExists(%s) = %v, %v", name, ok, err)
+	}
+	n, err := (&Nodes{Client: client}).GetNode(ctx, name)
+	if err != nil || n.Name != name {
+		t.Fatalf("GetNode: %v %v", n, err)
+	}
+	ct.mu.Lock()
+	defer ct.mu.Unlock()
+	proto, other := 0, 0
+	for typ, n := range ct.n {
+		// application/vnd.kubernetes.protobuf, and ;stream=watch for
+		// watches (informers list through a watch when the server can).
+		if strings.HasPrefix(typ, runtime.ContentTypeProtobuf) {
+			proto += n
+		} else {
+			other += n
+		}
+	}
+	if proto < 3 || other > 0 { // the node and Lease informers and the GET
+		t.Errorf("responses by content type %v; want only protobuf, at least 3", ct.n)
+	}
+}
