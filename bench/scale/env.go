@@ -153,7 +153,7 @@ func Start(ctx context.Context, o Options) (_ *Env, err error) {
 		return nil, err
 	}
 	fmt.Fprintln(o.Progress, "control plane (etcd, kube-apiserver, kwok):")
-	e.Cluster, err = testenv.StartCluster(ctx, cdir, testenv.ClusterOptions{Progress: indent(o.Progress)})
+	e.Cluster, err = testenv.StartCluster(ctx, cdir, testenv.ClusterOptions{Progress: testenv.Indent(o.Progress)})
 	if err != nil {
 		return nil, fmt.Errorf("control plane: %w", err)
 	}
@@ -456,25 +456,4 @@ func (r *Replica) Stop() {
 		_ = r.cmd.Process.Kill()
 		<-r.done
 	}
-}
-
-type indentWriter struct {
-	w   io.Writer
-	mid bool
-}
-
-func indent(w io.Writer) io.Writer { return &indentWriter{w: w} }
-
-func (i *indentWriter) Write(b []byte) (int, error) {
-	for _, l := range strings.SplitAfter(string(b), "\n") {
-		if l == "" {
-			continue
-		}
-		if !i.mid {
-			l = "  " + l
-		}
-		fmt.Fprint(i.w, l)
-		i.mid = !strings.HasSuffix(l, "\n")
-	}
-	return len(b), nil
 }

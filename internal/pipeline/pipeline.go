@@ -190,7 +190,7 @@ func Start(ctx context.Context, o Options) (_ *Pipeline, err error) {
 	if err := os.MkdirAll(filepath.Join(dir, "cluster"), 0o755); err != nil {
 		return nil, err
 	}
-	p.Cluster, err = testenv.StartCluster(ctx, filepath.Join(dir, "cluster"), testenv.ClusterOptions{Nodes: p.Nodes, Progress: &indent{w: o.Progress}})
+	p.Cluster, err = testenv.StartCluster(ctx, filepath.Join(dir, "cluster"), testenv.ClusterOptions{Nodes: p.Nodes, Progress: testenv.Indent(o.Progress)})
 	if err != nil {
 		return nil, fmt.Errorf("control plane: %w", err)
 	}
@@ -461,26 +461,6 @@ func (p *Pipeline) logf(format string, a ...any) {
 	if p.logFile != nil {
 		fmt.Fprintf(p.logFile, "%s %s\n", time.Now().Format(time.RFC3339Nano), fmt.Sprintf(format, a...))
 	}
-}
-
-// indent prefixes progress lines.
-type indent struct {
-	w   io.Writer
-	mid bool
-}
-
-func (i *indent) Write(b []byte) (int, error) {
-	for _, l := range strings.SplitAfter(string(b), "\n") {
-		if l == "" {
-			continue
-		}
-		if !i.mid {
-			l = "  " + l
-		}
-		fmt.Fprint(i.w, l)
-		i.mid = !strings.HasSuffix(l, "\n")
-	}
-	return len(b), nil
 }
 
 func containsStr(list []string, s string) bool {
