@@ -421,7 +421,11 @@ func TestUISilencesFromAlertmanager(t *testing.T) {
 	}
 	tok := b.token("/nodes/ui-sil")
 	_, _, h := b.do(http.MethodPost, "/actions/heal", url.Values{"node": {"ui-sil"}, "runbook": {"cordon"}, "reason": {"x"}, "dry_run": {"1"}, "csrf": {tok}})
-	if run := b.page(strings.SplitN(h.Get("Location"), "?", 2)[0]); strings.Contains(run, `id="alert-link"`) || !strings.Contains(run, "manual run") {
+	// The run is stored once a worker picks it up (until then its page
+	// says "queued").
+	loc := strings.SplitN(h.Get("Location"), "?", 2)[0]
+	waitFor(t, "the manual run to be stored", 30*time.Second, func() bool { return b.run(strings.TrimPrefix(loc, "/runs/")) != nil })
+	if run := b.page(loc); strings.Contains(run, `id="alert-link"`) || !strings.Contains(run, "manual run") {
 		t.Errorf("manual run page:\n%s", run)
 	}
 }

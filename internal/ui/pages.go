@@ -99,6 +99,14 @@ func (u *UI) run(c echo.Context) error {
 	ctx := c.Request().Context()
 	id := c.Param("id")
 	r, err := u.o.Runs.Load(ctx, id)
+	if errors.Is(err, runbooks.ErrRunNotFound) && c.QueryParam("done") == "started" {
+		// Just queued by the heal form: a worker stores the run when it
+		// picks it up, within seconds. Say so and look again.
+		p := errorPage{base: u.newBase(c, "run "+id+" queued"), Code: http.StatusAccepted, Back: "/",
+			Msg: "Run " + id + " is queued; its timeline shows here once a worker picks it up (this page refreshes)."}
+		p.Refresh = max(int(u.o.Refresh.Seconds()), 1)
+		return u.render(c, http.StatusAccepted, "error", p)
+	}
 	if errors.Is(err, runbooks.ErrRunNotFound) {
 		return u.fail(c, http.StatusNotFound, "no run with ID "+strconv.Quote(id)+" (finished runs are kept for redis.run_ttl)", "/")
 	}

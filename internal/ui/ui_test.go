@@ -161,6 +161,12 @@ func TestPagesEmpty(t *testing.T) {
 	if r := en.do(http.MethodGet, "/runs/nope", nil, nil); r.code != 404 || !strings.Contains(r.body, `no run with ID &#34;nope&#34;`) {
 		t.Errorf("unknown run: %d %s", r.code, r.body)
 	}
+	// Right after the heal form, the run is queued but not stored yet: the
+	// page says so and refreshes instead of answering 404.
+	if r := en.do(http.MethodGet, "/runs/nope?done=started", nil, nil); r.code != http.StatusAccepted ||
+		!strings.Contains(r.body, "Run nope is queued") || strings.Contains(r.body, `data-refresh="0"`) {
+		t.Errorf("just-queued run: %d\n%s", r.code, r.body)
+	}
 	if r := en.do(http.MethodGet, "/nodes/n1", nil, nil); r.code != 200 || !strings.Contains(r.body, "No stored run on this node.") {
 		t.Errorf("node page without a cluster: %d %s", r.code, r.body)
 	}
