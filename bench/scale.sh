@@ -22,17 +22,10 @@ GO=${GO:-go}
 KUBECTL=${KUBECTL:-$BIN/kubectl}
 cd "$ROOT"
 
-if [[ $KUBECTL != none && ! -x $KUBECTL ]]; then
-	KUBE_VERSION=$(awk '$1 == "k8s.io/kubernetes" && $2 ~ /^v/ { print $2; exit }' "$ROOT/tools/go.mod")
-	echo "building kubectl $KUBE_VERSION into $KUBECTL" >&2
-	MOD=$ROOT/.cache/kubectl-mod
-	mkdir -p "$MOD" "$(dirname "$KUBECTL")"
-	cp "$ROOT/tools/go.mod" "$ROOT/tools/go.sum" "$MOD/"
-	sed -i 's#^module .*#module kubectl-build#' "$MOD/go.mod"
-	printf '//go:build tools\n\npackage tools\n\nimport _ "k8s.io/kubernetes/cmd/kubectl"\n' >"$MOD/tools.go"
-	(cd "$MOD" && GOFLAGS=-mod=mod "$GO" build \
-		-ldflags "-X k8s.io/client-go/pkg/version.gitVersion=$KUBE_VERSION -X k8s.io/component-base/version.gitVersion=$KUBE_VERSION" \
-		-o "$KUBECTL" k8s.io/kubernetes/cmd/kubectl)
+# shellcheck source=bench/kubectl.sh
+source "$ROOT/bench/kubectl.sh"
+if [[ $KUBECTL != none ]]; then
+	ensure_kubectl
 fi
 KFLAG=()
 if [[ $KUBECTL != none ]]; then
