@@ -2,17 +2,14 @@ package main
 
 import (
 	"context"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -252,28 +249,12 @@ func (e *Env) startBMC() error {
 		return err
 	}
 	e.Sim = sim
-	srv := httptest.NewUnstartedServer(sim)
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	srv.StartTLS()
-	e.bmcSrv = srv
-	dir := filepath.Join(e.O.Dir, "bmc")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	srv, inventory, err := sim.ServeTLS(filepath.Join(e.O.Dir, "bmc"), e.Nodes)
+	if err != nil {
 		return err
 	}
-	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
-	if err := os.WriteFile(filepath.Join(dir, "ca.pem"), ca, 0o600); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "bmc-password"), []byte("bmc-pw\n"), 0o600); err != nil {
-		return err
-	}
-	var b strings.Builder
-	b.WriteString("defaults: {username: admin, password_file: bmc-password, ca_file: ca.pem}\nnodes:\n")
-	for _, n := range e.Nodes {
-		fmt.Fprintf(&b, "  %s: {endpoint: %s, system: %s}\n", n, srv.URL, n)
-	}
-	e.Inventory = filepath.Join(dir, "inventory.yml")
-	return os.WriteFile(e.Inventory, []byte(b.String()), 0o600)
+	e.bmcSrv, e.Inventory = srv, inventory
+	return nil
 }
 
 // onPower queues a power change for the node's own goroutine (started on

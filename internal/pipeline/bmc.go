@@ -2,10 +2,7 @@ package pipeline
 
 import (
 	"context"
-	"encoding/pem"
 	"fmt"
-	"io"
-	"log"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -67,29 +64,15 @@ func (p *Pipeline) startBMC() error {
 		return err
 	}
 	env.sim = sim
-	srv := httptest.NewUnstartedServer(sim)
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	srv.StartTLS()
-	env.srv = srv
+	srv, inventory, err := sim.ServeTLS(filepath.Join(p.Dir, "bmc"), p.Nodes)
+	if err != nil {
+		sim.Close()
+		return err
+	}
+	env.srv, env.inventory = srv, inventory
 	p.bmc = env
 	p.BMC = sim
-	dir := filepath.Join(p.Dir, "bmc")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
-	if err := os.WriteFile(filepath.Join(dir, "ca.pem"), ca, 0o600); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "bmc-password"), []byte("bmc-pw\n"), 0o600); err != nil {
-		return err
-	}
-	inv := "defaults:\n  username: admin\n  password_file: bmc-password\n  ca_file: ca.pem\nnodes:\n"
-	for _, n := range p.Nodes {
-		inv += fmt.Sprintf("  %s:\n    endpoint: %s\n    system: %s\n", n, srv.URL, n)
-	}
-	env.inventory = filepath.Join(dir, "inventory.yml")
-	return os.WriteFile(env.inventory, []byte(inv), 0o600)
+	return nil
 }
 
 // playPower starts the goroutine that plays node's power changes, in
