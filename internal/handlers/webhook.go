@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/prometheus/alertmanager/notify/webhook"
 
 	"github.com/node-healer/node-healer/internal/metrics"
 	"github.com/node-healer/node-healer/internal/runbooks"
@@ -48,14 +46,14 @@ func (w *webhookHandler) handle(c echo.Context) error {
 	if err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, "reading body: "+err.Error())
 	}
-	var msg webhook.Message
-	if err := json.Unmarshal(body, &msg); err != nil {
+	msg, err := decodePayload(body)
+	if err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, "malformed JSON: "+err.Error())
 	}
 	if msg.Version != "4" {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("unsupported payload version %q: node-healer reads Alertmanager webhook version \"4\"", msg.Version))
 	}
-	if msg.Data == nil || len(msg.Alerts) == 0 {
+	if len(msg.Alerts) == 0 {
 		return echo.NewHTTPError(http.StatusBadRequest, "payload has no alerts")
 	}
 	ctx := r.Context()
@@ -80,7 +78,7 @@ func (w *webhookHandler) handle(c echo.Context) error {
 			resolved[a.Fingerprint] = a.EndsAt
 			continue
 		}
-		lbls := map[string]string(a.Labels)
+		lbls := a.Labels
 		route := w.o.Router.Match(lbls)
 		if route == nil {
 			res.Reason = metrics.OutcomeNoRoute

@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -146,5 +147,49 @@ func TestRedisDown(t *testing.T) {
 	ds, _, err := q.Read(ctx, "w", 1, 10*time.Millisecond)
 	if err != nil || len(ds) != 1 {
 		t.Fatalf("read after restart: %v %v", ds, err)
+	}
+}
+
+// TestJobEncodingRoundTrip: a job with every field set (and one with
+// none of the optional ones) comes off the stream as it went in — the
+// intake encodes with go-json-experiment/json, workers decode with
+// encoding/json.
+func TestJobEncodingRoundTrip(t *testing.T) {
+	q, _ := newQueue(t, time.Second)
+	ctx := context.Background()
+	full := job("full")
+	full.StartsAt = time.Date(2026, 12, 6, 12, 0, 0, 123456789, time.FixedZone("CET", 3600))
+	full.Route, full.DryRun = "reboot", true
+	full.Labels = map[string]string{"alertname": "NodeKernelDeadlock", "node": "n1", "quote": "\"<&>\"\n", "ü": "é"}
+	full.Params = map[string]string{"drain_timeout": "2m"}
+	full.Enqueued = time.Now()
+	full.RequestedBy, full.Reason = "alice", "manual: disk replaced"
+	bare := job("bare")
+	if _, err := q.Enqueue(ctx, []Job{full, bare}); err != nil {
+		t.Fatal(err)
+	}
+	ds, _, err := q.Read(ctx, "w", 10, 10*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != 2 {
+		t.Fatalf("read %d entries, want 2", len(ds))
+	}
+	for i, want := range []Job{full, bare} {
+		got := ds[i].Job
+		if !got.StartsAt.Equal(want.StartsAt) || !got.Enqueued.Equal(want.Enqueued) {
+			t.Errorf("job %d times: got %v / %v, want %v / %v", i, got.StartsAt, got.Enqueued, want.StartsAt, want.Enqueued)
+		}
+		got.StartsAt, got.Enqueued, want.StartsAt, want.Enqueued = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+		if fmt.Sprintf("%#v", got) != fmt.Sprintf("%#v", want) {
+			t.Errorf("job %d:\n got %#v\nwant %#v", i, got, want)
+		}
+	}
+	raw, err := q.rdb.XRange(ctx, q.stream, "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := raw[1].Values["job"].(string); strings.Contains(s, "dryRun") || strings.Contains(s, "labels") || strings.Contains(s, "requestedBy") {
+		t.Errorf("a job without the optional fields carries them: %s", s)
 	}
 }

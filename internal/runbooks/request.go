@@ -15,7 +15,7 @@ type Request struct {
 	Node        string            `json:"node"`
 	Route       string            `json:"route"`
 	Runbook     string            `json:"runbook"`
-	DryRun      bool              `json:"dryRun,omitempty"`
+	DryRun      bool              `json:"dryRun,omitzero"`
 	Labels      map[string]string `json:"labels,omitempty"`
 	Params      map[string]string `json:"params,omitempty"`
 	Enqueued    time.Time         `json:"enqueued"`
