@@ -15,6 +15,10 @@
 //   - load-redelivery: the same rate, a fixed population of 5,000 alerts on
 //     the same 50 nodes re-sent as Alertmanager re-sends a group: after the
 //     first second every alert is a duplicate.
+//   - idle (not in the default list): nothing is sent for -idle; the
+//     receiver's CPU over that window. A receiver built with -tags pprof
+//     (cmd/receiver/pprof.go) is profiled meanwhile: the CPU profile goes
+//     to -profile-dir.
 //   - storm: -storm nodes (300) alert within one second, two alerts each,
 //     in payloads of 100 spread evenly over that second; the breaker's
 //     state is polled in Redis every 2 ms: time from the first payload
@@ -63,7 +67,9 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 20*time.Second, "length of each load phase")
 	flag.IntVar(&o.storm, "storm", 300, "nodes alerting in the storm")
 	flag.DurationVar(&o.quiet, "quiet", 10*time.Second, "wait after the storm before counting cordons")
-	flag.StringVar(&o.phases, "phases", "load-new,load-redelivery,storm", "phases to run, in order")
+	flag.StringVar(&o.phases, "phases", "load-new,load-redelivery,storm", "phases to run, in order (also: idle)")
+	flag.DurationVar(&o.idle, "idle", time.Minute, "length of the idle phase")
+	flag.StringVar(&o.profileDir, "profile-dir", ".", "where the idle phase writes a pprof receiver's CPU profile")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "admission:", err)
@@ -74,8 +80,8 @@ func main() {
 type opts struct {
 	receiver                           string
 	nodes, rate, alerts, storm, rounds int
-	duration, quiet                    time.Duration
-	phases                             string
+	duration, quiet, idle              time.Duration
+	phases, profileDir                 string
 }
 
 const (
@@ -139,6 +145,9 @@ type row struct {
 
 func (r row) String() string {
 	open, cpu, redisCPU, cmds := "", fmt.Sprintf("%.0f %%", r.cpu), fmt.Sprintf("%.0f %%", r.redisCPU), fmt.Sprintf("%.0f", r.cmds)
+	if r.phase == "idle" {
+		cpu, redisCPU = fmt.Sprintf("%.2f %%", r.cpu), fmt.Sprintf("%.2f %%", r.redisCPU)
+	}
 	if r.phase == "storm" {
 		open, cpu, redisCPU, cmds = ms(r.open), "", "", ""
 		if r.open < 0 {
@@ -186,7 +195,7 @@ routes:
 	defer rcv.Stop()
 	// Let the node cache fill and the first breaker evaluation pass.
 	time.Sleep(3 * time.Second)
-	b := &bench{o: o, bin: bin, url: rcv.URL + "/webhook", rdb: rdb, pid: rcv.Cmd.Process.Pid, nodes: nodes,
+	b := &bench{o: o, bin: bin, log: logPath, url: rcv.URL + "/webhook", rdb: rdb, pid: rcv.Cmd.Process.Pid, nodes: nodes,
 		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128}, Timeout: 10 * time.Second}}
 	fmt.Printf("\n### receiver %s\n", bin)
 	var rows []row
@@ -199,6 +208,8 @@ routes:
 			rw, err = b.load(ctx, p, true)
 		case "storm":
 			rw, err = b.stormPhase(ctx, cl)
+		case "idle":
+			rw, err = b.idlePhase(ctx)
 		default:
 			err = fmt.Errorf("unknown phase %q", p)
 		}
@@ -267,6 +278,7 @@ func createNodes(ctx context.Context, cl *testenv.Cluster, names []string) error
 type bench struct {
 	o      opts
 	bin    string
+	log    string
 	url    string
 	rdb    *redis.Client
 	pid    int
@@ -589,4 +601,56 @@ func tail(path string, n int) string {
 	b, _ := os.ReadFile(path)
 	ls := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 	return strings.Join(ls[max(0, len(ls)-n):], "\n")
+}
+
+// idlePhase measures the receiver's CPU while nothing is sent, and
+// profiles it when it serves pprof (built with -tags pprof).
+func (b *bench) idlePhase(ctx context.Context) (row, error) {
+	time.Sleep(10 * time.Second) // past start-up and the last phase's tail
+	var prof chan error
+	if addr := pprofAddr(b.log); addr != "" {
+		path := filepath.Join(b.o.profileDir, fmt.Sprintf("idle-%s-%d.pprof", filepath.Base(b.bin), time.Now().Unix()))
+		prof = make(chan error, 1)
+		go func() {
+			resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(b.o.idle.Seconds())))
+			if err != nil {
+				prof <- err
+				return
+			}
+			defer resp.Body.Close()
+			f, err := os.Create(path)
+			if err == nil {
+				_, err = io.Copy(f, resp.Body)
+				f.Close()
+			}
+			fmt.Printf("idle CPU profile: %s\n", path)
+			prof <- err
+		}()
+	}
+	c0, _ := procCPU(b.pid)
+	r0, _ := redisCPU(ctx, b.rdb)
+	t0 := time.Now()
+	time.Sleep(b.o.idle)
+	c1, _ := procCPU(b.pid)
+	r1, _ := redisCPU(ctx, b.rdb)
+	el := time.Since(t0).Seconds()
+	if prof != nil {
+		if err := <-prof; err != nil {
+			return row{}, fmt.Errorf("profile: %w", err)
+		}
+	}
+	fmt.Printf("idle: receiver CPU %.2f %% of a core, redis-server %.2f %% over %s\n", 100*(c1-c0)/el, 100*(r1-r0)/el, b.o.idle)
+	return row{cpu: 100 * (c1 - c0) / el, redisCPU: 100 * (r1 - r0) / el}, nil
+}
+
+// pprofAddr is the address a receiver built with -tags pprof wrote to its
+// log ("pprof: serving Go profiles on http://ADDR/debug/pprof/"), or "".
+func pprofAddr(logPath string) string {
+	b, _ := os.ReadFile(logPath)
+	_, rest, ok := strings.Cut(string(b), "pprof: serving Go profiles on http://")
+	if !ok {
+		return ""
+	}
+	addr, _, _ := strings.Cut(rest, "/")
+	return addr
 }

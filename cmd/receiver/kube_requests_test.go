@@ -53,9 +53,9 @@ func diffRequests(before, after map[string]float64) (total float64, detail strin
 
 // TestAPIRequestsPerReboot counts the Kubernetes API requests of one
 // reboot run of a hung node (soft reboot ignored, power-cycle, back,
-// healthy for 10 s), with the waits answered by GETs and by the node and
-// Lease informers. The informers must save the per-second GETs of the
-// waits; docs/benchmarks.md has the figures.
+// healthy for 10 s), with the waits answered by GETs and by the node
+// informer and a watch of the node's Lease. The informers must save the
+// per-second GETs of the waits; docs/benchmarks.md has the figures.
 func TestAPIRequestsPerReboot(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration")

@@ -19,7 +19,7 @@ import (
 // decoding"). TestPayloadMatchesAlertmanager checks it reads what
 // Alertmanager's own type marshals.
 type amPayload struct {
-	Version string         `json:"version"`
+	Version string    `json:"version"`
 	Alerts  []amAlert `json:"alerts"`
 }
 

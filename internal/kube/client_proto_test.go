@@ -66,6 +66,19 @@ func TestConfigSpeaksProtobuf(t *testing.T) {
 	if err != nil || n.Name != name {
 		t.Fatalf("GetNode: %v %v", n, err)
 	}
+	// The node's kubelet Lease, from a watch of its own.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		st, err := (&Nodes{Client: client, Cache: c}).Status(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !st.LeaseRenewed.IsZero() && c.LeaseWatches() == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no Lease renewal seen for kwok node %s in 20 s (watches %d)", name, c.LeaseWatches())
+		}
+	}
 	ct.mu.Lock()
 	defer ct.mu.Unlock()
 	proto, other := 0, 0
@@ -78,7 +91,7 @@ func TestConfigSpeaksProtobuf(t *testing.T) {
 			other += n
 		}
 	}
-	if proto < 3 || other > 0 { // the node and Lease informers and the GET
+	if proto < 4 || other > 0 { // the node informer, the GETs, the Lease watch
 		t.Errorf("responses by content type %v; want only protobuf, at least 3", ct.n)
 	}
 }

@@ -22,13 +22,16 @@ var (
 	_ runbooks.NodeWriter       = (*Nodes)(nil)
 )
 
-// Status reads the Node and its kubelet Lease (kube-node-lease): from
-// Cache's informers once they have synced (the waits poll every second;
-// a watch keeps them current within milliseconds), else with two GETs.
-// Writes never use this: they read the node from the API server for the
-// resourceVersion they are made at.
+// Status reads the Node from Cache's informer once it has synced, and
+// its kubelet Lease (kube-node-lease) from a watch of that Lease the
+// first Status of the node starts (NodeCache: the waits poll every
+// second; a watch keeps them current within milliseconds); otherwise, and
+// until that watch has synced, with GETs. Writes never use this: they
+// read the node from the API server for the resourceVersion they are made
+// at.
 func (k *Nodes) Status(ctx context.Context, name string) (*runbooks.NodeStatus, error) {
-	if k.Cache.statusSynced() {
+	var st *runbooks.NodeStatus
+	if k.Cache != nil && k.Cache.synced() {
 		n, err := k.Cache.lister.Get(name)
 		if apierrors.IsNotFound(err) {
 			return nil, fmt.Errorf("%w: %s", runbooks.ErrNodeNotFound, name)
@@ -36,20 +39,21 @@ func (k *Nodes) Status(ctx context.Context, name string) (*runbooks.NodeStatus, 
 		if err != nil {
 			return nil, fmt.Errorf("node %s from the cache: %w", name, err)
 		}
-		st := nodeStatus(n)
-		if l, err := k.Cache.leases.Leases(corev1.NamespaceNodeLease).Get(name); err == nil {
-			st.LeaseRenewed = leaseRenewed(l)
+		st = nodeStatus(n)
+		if renewed, ok := k.Cache.leaseRenewed(name); ok {
+			st.LeaseRenewed = renewed
+			return st, nil
 		}
-		return st, nil
+	} else {
+		n, err := k.Client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("%w: %s", runbooks.ErrNodeNotFound, name)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("get node %s: %w", name, classify(err))
+		}
+		st = nodeStatus(n)
 	}
-	n, err := k.Client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil, fmt.Errorf("%w: %s", runbooks.ErrNodeNotFound, name)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("get node %s: %w", name, classify(err))
-	}
-	st := nodeStatus(n)
 	l, err := k.Client.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
