@@ -128,18 +128,17 @@ func (s *Sender) Post(ctx context.Context, body []byte) (int, error) {
 	return code, err
 }
 
-// Spread posts the payloads spread evenly over window (each in its own
-// goroutine, as Alertmanager's notification pipelines are), and returns
+// Spread posts the payloads spread evenly within window — payload i of n
+// at i×window/n, so all n start inside it (3 payloads in a second: at 0,
+// 333 and 667 ms), as bench/admission sends its storm — each in its own
+// goroutine, as Alertmanager's notification pipelines are, and returns
 // when all are answered. The first error is returned.
 func (s *Sender) Spread(ctx context.Context, bodies [][]byte, window time.Duration) error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(bodies))
 	start := time.Now()
 	for i, b := range bodies {
-		at := start
-		if len(bodies) > 1 {
-			at = start.Add(window * time.Duration(i) / time.Duration(len(bodies)-1))
-		}
+		at := start.Add(window * time.Duration(i) / time.Duration(len(bodies)))
 		if d := time.Until(at); d > 0 {
 			time.Sleep(d)
 		}

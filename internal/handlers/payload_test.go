@@ -3,6 +3,7 @@ package handlers
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -112,4 +113,22 @@ func BenchmarkDecode100Alerts(b *testing.B) {
 			}
 		}
 	})
+}
+
+func TestReadBody(t *testing.T) {
+	for _, c := range []struct {
+		body   string
+		length int64
+		ok     bool
+	}{
+		{"hello", 5, true}, {"hello", -1, true}, {"hello", 0, true}, {"hello", 9, false}, {"hello", 3, true},
+	} {
+		got, err := readBody(strings.NewReader(c.body), c.length, 1<<20)
+		if c.ok && (err != nil || string(got) != c.body) {
+			t.Errorf("body %q, length %d: %q, %v", c.body, c.length, got, err)
+		}
+		if !c.ok && err == nil {
+			t.Errorf("body %q, length %d: no error for a short body", c.body, c.length)
+		}
+	}
 }

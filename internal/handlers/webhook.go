@@ -38,7 +38,7 @@ type webhookHandler struct{ o Options }
 
 func (w *webhookHandler) handle(c echo.Context) error {
 	r := c.Request()
-	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, w.o.MaxBody))
+	body, err := readBody(http.MaxBytesReader(c.Response(), r.Body, w.o.MaxBody), r.ContentLength, w.o.MaxBody)
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
 		return echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf("payload larger than %d bytes (webhook.max_body_bytes); lower max_alerts in Alertmanager's webhook_configs", w.o.MaxBody))
@@ -58,8 +58,8 @@ func (w *webhookHandler) handle(c echo.Context) error {
 	}
 	ctx := r.Context()
 	results := make([]AlertResult, len(msg.Alerts))
-	var reqs []runbooks.Request
-	var reqIdx []int
+	reqs := make([]runbooks.Request, 0, len(msg.Alerts))
+	reqIdx := make([]int, 0, len(msg.Alerts))
 	var resolved map[string]time.Time
 	var firing map[string]string
 	for i, a := range msg.Alerts {
@@ -104,7 +104,7 @@ func (w *webhookHandler) handle(c echo.Context) error {
 		}
 		// Only alerts for nodes of this cluster count toward the breaker.
 		if firing == nil {
-			firing = map[string]string{}
+			firing = make(map[string]string, len(msg.Alerts))
 		}
 		firing[a.Fingerprint] = node
 		res.RunID = runbooks.RunID(a.Fingerprint, a.StartsAt)
@@ -171,4 +171,25 @@ func (w *webhookHandler) unavailable(err error) error {
 	}
 	w.o.Log.Error("cannot persist alerts; answering 503 so Alertmanager retries", "err", err)
 	return echo.NewHTTPError(http.StatusServiceUnavailable, "could not persist alerts (Redis unavailable); Alertmanager will retry")
+}
+
+// readBody reads a request body in one allocation when its length is
+// known (Alertmanager sends Content-Length), growing otherwise.
+func readBody(r io.Reader, length, limit int64) ([]byte, error) {
+	if length <= 0 || length > limit {
+		return io.ReadAll(r)
+	}
+	buf := make([]byte, length+1) // +1: a body longer than said ends in EOF, not silence
+	n, err := io.ReadFull(r, buf)
+	switch {
+	case err == io.ErrUnexpectedEOF && int64(n) == length:
+		return buf[:n], nil // the whole body, then EOF
+	case err == io.ErrUnexpectedEOF:
+		return nil, fmt.Errorf("body ended after %d of %d bytes", n, length)
+	case err != nil:
+		return nil, err
+	}
+	// More than Content-Length (net/http stops at it, so not over HTTP).
+	rest, err := io.ReadAll(r)
+	return append(buf, rest...), err
 }
