@@ -359,6 +359,11 @@ func (b *bench) load(ctx context.Context, name string, redeliver bool) (row, err
 	if err != nil {
 		return row{}, err
 	}
+	hist0, err := b.serverHist()
+	if err != nil {
+		return row{}, err
+	}
+	waitProf := b.profile("load-"+name, b.o.duration)
 	lat := make([]time.Duration, n)
 	codes := make([]int, n)
 	var wg sync.WaitGroup
@@ -379,6 +384,8 @@ func (b *bench) load(ctx context.Context, name string, redeliver bool) (row, err
 	rcpu1, _ := procCPU(b.pid)
 	redisCPU1, _ := redisCPU(ctx, b.rdb)
 	cmd1, _ := commands(ctx, b.rdb)
+	hist1, _ := b.serverHist()
+	waitProf()
 	count := map[int]int{}
 	for _, c := range codes {
 		count[c]++
@@ -390,6 +397,7 @@ func (b *bench) load(ctx context.Context, name string, redeliver bool) (row, err
 	fmt.Printf("latency: p50 %s  p90 %s  p99 %s  max %s; codes %v\n", ms(pct(0.5)), ms(pct(0.9)), ms(pct(0.99)), ms(lat[len(lat)-1]), count)
 	fmt.Printf("cpu over %s: receiver %.0f %% of a core, redis-server %.0f %%\n", took.Round(time.Millisecond),
 		100*(rcpu1-rcpu0)/took.Seconds(), 100*(redisCPU1-redisCPU0)/took.Seconds())
+	fmt.Printf("in the receiver (node_healer_webhook_duration_seconds, from the handler's first middleware to its return): %s\n", histShare(hist0, hist1))
 	total, detail := perPayload(cmd0, cmd1, n)
 	fmt.Printf("redis commands per payload (workers' included): %s\n", detail)
 	if count[200] != n {
@@ -641,6 +649,71 @@ func (b *bench) idlePhase(ctx context.Context) (row, error) {
 	}
 	fmt.Printf("idle: receiver CPU %.2f %% of a core, redis-server %.2f %% over %s\n", 100*(c1-c0)/el, 100*(r1-r0)/el, b.o.idle)
 	return row{cpu: 100 * (c1 - c0) / el, redisCPU: 100 * (r1 - r0) / el}, nil
+}
+
+// profile starts a CPU profile of the receiver for d when it serves pprof;
+// the returned func waits for it and saves it in -profile-dir.
+func (b *bench) profile(name string, d time.Duration) (wait func()) {
+	addr := pprofAddr(b.log)
+	if addr == "" {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d.Seconds())))
+		if err != nil {
+			fmt.Println("profile:", err)
+			return
+		}
+		defer resp.Body.Close()
+		path := filepath.Join(b.o.profileDir, fmt.Sprintf("%s-%s-%d.pprof", name, filepath.Base(b.bin), time.Now().Unix()))
+		if f, err := os.Create(path); err == nil {
+			_, _ = io.Copy(f, resp.Body)
+			f.Close()
+			fmt.Printf("%s CPU profile: %s\n", name, path)
+		}
+	}()
+	return func() { <-done }
+}
+
+// serverHist reads the receiver's webhook duration histogram: cumulative
+// counts by upper bound (le).
+func (b *bench) serverHist() (map[string]float64, error) {
+	resp, err := b.client.Get(strings.TrimSuffix(b.url, "/webhook") + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]float64{}
+	for _, l := range strings.Split(string(raw), "\n") {
+		rest, ok := strings.CutPrefix(l, `node_healer_webhook_duration_seconds_bucket{le="`)
+		if !ok {
+			continue
+		}
+		le, v, _ := strings.Cut(rest, `"} `)
+		out[le], _ = strconv.ParseFloat(strings.TrimSpace(v), 64)
+	}
+	return out, nil
+}
+
+// histShare says which share of the requests between two reads of the
+// histogram took at most 1, 2.5, 5 and 10 ms.
+func histShare(a, b map[string]float64) string {
+	total := b["+Inf"] - a["+Inf"]
+	if total <= 0 {
+		return "no requests"
+	}
+	var parts []string
+	for _, le := range []string{"0.001", "0.0025", "0.005", "0.01", "0.025"} {
+		f, _ := strconv.ParseFloat(le, 64)
+		parts = append(parts, fmt.Sprintf("≤ %g ms %.2f %%", f*1000, 100*(b[le]-a[le])/total))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // pprofAddr is the address a receiver built with -tags pprof wrote to its
