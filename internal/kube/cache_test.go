@@ -1,7 +1,6 @@
 package kube
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"sync"
@@ -51,21 +50,8 @@ func (l *leaseRequests) count() map[string]int {
 // unread for the idle time, the watch stops, and nothing is requested
 // after that.
 func TestLeaseWatchOnDemand(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs kube-apiserver (integration)")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cfg, err := Config(cluster.Kubeconfig, 50, 100)
-	if err != nil {
-		t.Fatal(err)
-	}
 	lr := &leaseRequests{n: map[string]int{}}
-	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { lr.rt = rt; return lr })
-	client, err := NewClient(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, client := wrappedClient(t, func(rt http.RoundTripper) http.RoundTripper { lr.rt = rt; return lr })
 	// Nodes kwok does not play: this test renews their Leases itself.
 	names := []string{"lease-watched", "lease-other"}
 	renew := map[string]time.Time{}

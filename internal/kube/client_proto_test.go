@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
 )
 
 // contentTypes records the Content-Type of every response.
@@ -32,24 +33,8 @@ func (c *contentTypes) RoundTrip(r *http.Request) (*http.Response, error) {
 // protobuf against the real API server, and the node cache (informers)
 // works on it.
 func TestConfigSpeaksProtobuf(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs kube-apiserver (integration)")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cfg, err := Config(cluster.Kubeconfig, 50, 100)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg.ContentType != runtime.ContentTypeProtobuf {
-		t.Fatalf("ContentType %q; want protobuf", cfg.ContentType)
-	}
 	ct := &contentTypes{n: map[string]int{}}
-	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { ct.rt = rt; return ct })
-	client, err := NewClient(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, client := wrappedClient(t, func(rt http.RoundTripper) http.RoundTripper { ct.rt = rt; return ct })
 	name := "proto-node"
 	if err := cluster.CreateNodes(ctx, name); err != nil {
 		t.Fatal(err)
@@ -94,4 +79,29 @@ func TestConfigSpeaksProtobuf(t *testing.T) {
 	if proto < 4 || other > 0 { // the node informer, the GETs, the Lease watch
 		t.Errorf("responses by content type %v; want only protobuf, at least 3", ct.n)
 	}
+}
+
+// wrappedClient is a client built by Config on the test cluster whose
+// transport wrap wraps, and a context ending with the test (at most a
+// minute). It checks Config asks for protobuf.
+func wrappedClient(t *testing.T, wrap func(http.RoundTripper) http.RoundTripper) (context.Context, kubernetes.Interface) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs kube-apiserver (integration)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	cfg, err := Config(cluster.Kubeconfig, 50, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ContentType != runtime.ContentTypeProtobuf {
+		t.Fatalf("ContentType %q; want protobuf", cfg.ContentType)
+	}
+	cfg.Wrap(wrap)
+	client, err := NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx, client
 }
