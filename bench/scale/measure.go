@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"slices"
@@ -126,6 +127,48 @@ func KubeRequests(m map[string]model.Vector) (total float64, by map[string]float
 		total += float64(s.Value)
 	}
 	return total, by
+}
+
+// WebhookBuckets sums the replicas' node_healer_webhook_duration_seconds
+// buckets: cumulative counts by upper bound (le, +Inf included).
+func (e *Env) WebhookBuckets(ctx context.Context) (map[float64]float64, error) {
+	out := map[float64]float64{}
+	for _, r := range e.Replicas {
+		m, err := Scrape(ctx, r.URL)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range m["node_healer_webhook_duration_seconds_bucket"] {
+			le, err := strconv.ParseFloat(string(s.Metric["le"]), 64)
+			if err != nil {
+				return nil, fmt.Errorf("bucket le %q: %w", s.Metric["le"], err)
+			}
+			out[le] += float64(s.Value)
+		}
+	}
+	return out, nil
+}
+
+// BucketQuantile is the smallest bucket bound under which at least q of
+// the requests between two reads of WebhookBuckets fell, and the share
+// under 5 ms.
+func BucketQuantile(a, b map[float64]float64, q float64) (bound time.Duration, under5ms float64) {
+	total := b[math.Inf(1)] - a[math.Inf(1)]
+	if total <= 0 {
+		return 0, 0
+	}
+	les := make([]float64, 0, len(b))
+	for le := range b {
+		les = append(les, le)
+	}
+	slices.Sort(les)
+	for _, le := range les {
+		if (b[le]-a[le])/total >= q {
+			bound = time.Duration(le * float64(time.Second))
+			break
+		}
+	}
+	return bound, (b[0.005] - a[0.005]) / total
 }
 
 // Requests sums node_healer_kubernetes_requests_total over the replicas.

@@ -415,6 +415,10 @@ type LoadResult struct {
 	Latencies  []time.Duration
 	Codes      map[int]int
 	Achieved   float64 // payloads per second answered
+	// Inside the receivers (their webhook duration histograms): the
+	// bucket bound under which 99 % were answered, and the share under 5 ms.
+	ServerP99      time.Duration
+	ServerUnder5ms float64
 }
 
 // RunLoad sends payloads at a fixed rate, each in its own goroutine (at
@@ -435,6 +439,7 @@ func RunLoad(ctx context.Context, e *Env, l LoadSpec) LoadResult {
 	sem := make(chan struct{}, 256)
 	var wg sync.WaitGroup
 	res := LoadResult{}
+	h0, herr := e.WebhookBuckets(ctx)
 	t := time.NewTicker(time.Second / time.Duration(l.Rate))
 	defer t.Stop()
 	start := time.Now()
@@ -454,5 +459,8 @@ func RunLoad(ctx context.Context, e *Env, l LoadSpec) LoadResult {
 	wg.Wait()
 	res.Latencies, res.Codes = s.Stats()
 	res.Achieved = float64(len(res.Latencies)) / time.Since(start).Seconds()
+	if h1, err := e.WebhookBuckets(ctx); err == nil && herr == nil {
+		res.ServerP99, res.ServerUnder5ms = BucketQuantile(h0, h1, .99)
+	}
 	return res
 }
