@@ -130,6 +130,33 @@ func (q *Queue) Resolved(ctx context.Context, fingerprint string) (bool, time.Ti
 	return true, t, nil
 }
 
+// ResolvedMany is Resolved for many alerts in one round trip: the
+// resolved ones among fingerprints, with when they resolved.
+func (q *Queue) ResolvedMany(ctx context.Context, fingerprints []string) (map[string]time.Time, error) {
+	cmds := make([]*redis.StringCmd, len(fingerprints))
+	_, err := q.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, fp := range fingerprints {
+			cmds[i] = p.Get(ctx, q.prefix+":resolved:"+fp)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	out := map[string]time.Time{}
+	for i, c := range cmds {
+		s, err := c.Result()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[fingerprints[i]], _ = time.Parse(time.RFC3339Nano, s)
+	}
+	return out, nil
+}
+
 // EnsureGroup creates the stream and consumer group if missing.
 func (q *Queue) EnsureGroup(ctx context.Context) error {
 	err := q.rdb.XGroupCreateMkStream(ctx, q.stream, q.group, "0").Err()

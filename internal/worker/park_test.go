@@ -228,3 +228,71 @@ func TestParkingOrder(t *testing.T) {
 		t.Errorf("oldest first: got %s; want y", p.d.ID)
 	}
 }
+
+// TestDeferredRunOfResolvedAlertIsCancelled: a run deferred with nothing
+// to wake it for an hour (its RetryAt and claim_after) is cancelled within
+// seconds of its alert's resolved notification, and nothing of it runs; a
+// deferred run whose alert still fires stays deferred.
+func TestDeferredRunOfResolvedAlertIsCancelled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs redis-server (integration)")
+	}
+	r := testenv.NewRedis(t)
+	rdb := r.Client(0)
+	defer rdb.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ran := make(chan string, 4)
+	book := &runbooks.Runbook{Name: "act", Steps: []runbooks.Step{{Name: "s", Do: func(ctx context.Context, x *runbooks.Exec) (runbooks.Outcome, string, error) {
+		ran <- x.Run.Node
+		return runbooks.OutcomeDone, "", nil
+	}}}}
+	reg, err := runbooks.NewRegistry(book)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newPool(t, rdb, "w", reg)
+	p.Queue = queue.New(rdb, queue.Options{Prefix: "t", ClaimAfter: time.Hour})
+	p.Alerts = p.Queue
+	p.ResolvedCheck = 200 * time.Millisecond
+	gate := &capGate{cap: 0, held: map[string]bool{}} // defers every run, RetryAt in an hour
+	p.Gate = gate
+	p.Executor.Gate = gate
+
+	at := time.Now().UTC().Add(-time.Minute)
+	reqs := []runbooks.Request{
+		{RunID: runbooks.RunID("fp-resolves", at), Fingerprint: "fp-resolves", StartsAt: at, Node: "n1", Runbook: "act"},
+		{RunID: runbooks.RunID("fp-fires", at), Fingerprint: "fp-fires", StartsAt: at, Node: "n2", Runbook: "act"},
+	}
+	if _, err := p.Queue.Enqueue(ctx, reqs); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = p.Run(ctx); close(done) }()
+	for _, rq := range reqs {
+		waitFor(t, "run "+rq.Node+" to be deferred", 10*time.Second, func() bool {
+			run, err := p.Store.Load(ctx, rq.RunID)
+			return err == nil && run.Status == runbooks.StatusDeferred
+		})
+	}
+	resolvedAt := time.Now()
+	if err := p.Queue.RecordResolved(ctx, map[string]time.Time{"fp-resolves": resolvedAt.UTC()}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the deferred run of the resolved alert to be cancelled", 10*time.Second, func() bool {
+		run, err := p.Store.Load(ctx, reqs[0].RunID)
+		return err == nil && run.Status == runbooks.StatusCancelled
+	})
+	t.Logf("cancelled %s after the resolved notification", time.Since(resolvedAt).Round(10*time.Millisecond))
+	time.Sleep(time.Second)
+	if run, err := p.Store.Load(ctx, reqs[1].RunID); err != nil || run.Status != runbooks.StatusDeferred {
+		t.Errorf("the run of the alert still firing: %v %v, want deferred", run.Status, err)
+	}
+	cancel()
+	<-done
+	select {
+	case n := <-ran:
+		t.Errorf("a step ran on %s", n)
+	default:
+	}
+}

@@ -40,6 +40,10 @@ type Pool struct {
 	// Alerts tells whether a deferred run's alert resolved meanwhile.
 	Alerts runbooks.AlertState
 
+	// ResolvedCheck is how often the alerts of parked runs are checked
+	// for a resolved notification (default 5s; park.go).
+	ResolvedCheck time.Duration
+
 	// parking holds the deliveries of runs this replica deferred, to pick
 	// them up again when a slot frees or their RetryAt comes (park.go).
 	parking parking
@@ -68,6 +72,7 @@ func (p *Pool) Run(ctx context.Context) error {
 		wg.Go(func() { p.observeBacklog(ctx) })
 	}
 	wg.Go(func() { p.pruneConsumers(ctx) })
+	wg.Go(func() { p.watchParkedAlerts(ctx) })
 	wg.Go(func() {
 		// Runs that ended in other replicas freed slots too.
 		for from := range p.Queue.Ended(ctx) {
@@ -78,6 +83,48 @@ func (p *Pool) Run(ctx context.Context) error {
 	})
 	wg.Wait()
 	return nil
+}
+
+// resolvedReader reads many alerts' resolved records in one round trip
+// (queue.Queue.ResolvedMany).
+type resolvedReader interface {
+	ResolvedMany(ctx context.Context, fingerprints []string) (map[string]time.Time, error)
+}
+
+// watchParkedAlerts makes due the parked runs whose alert resolved, so
+// that a worker cancels them now rather than at claim_after (park.go).
+func (p *Pool) watchParkedAlerts(ctx context.Context) {
+	rr, ok := p.Alerts.(resolvedReader)
+	if !ok {
+		return
+	}
+	every := p.ResolvedCheck
+	if every <= 0 {
+		every = 5 * time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		fps := p.parking.fingerprints()
+		if len(fps) == 0 {
+			continue
+		}
+		at, err := rr.ResolvedMany(ctx, fps)
+		if err != nil {
+			if ctx.Err() == nil {
+				p.redisError("read", err)
+			}
+			continue
+		}
+		if n := p.parking.resolved(at, time.Now()); n > 0 {
+			p.Log.Info("deferred runs whose alert resolved are picked up to be cancelled", "runs", n)
+		}
+	}
 }
 
 func (p *Pool) loop(ctx context.Context, consumer string) {
