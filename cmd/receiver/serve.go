@@ -181,8 +181,17 @@ func runServe(ctx context.Context, o serveOptions, logw io.Writer) error {
 		LockTTL: time.Duration(cfg.Locks.TTL), Log: log, Metrics: reconcile.NewMetrics(promReg),
 	}
 
+	// Re-sent payloads this replica has just persisted are answered after
+	// one GET (internal/intake/recent.go); not on Redis Cluster (nil).
+	recent := intake.NewRecent(rdb, prefix)
+	if recent != nil {
+		promReg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "node_healer_webhook_resends_answered_total",
+			Help: "Webhook payloads answered without the full intake: every alert in them was persisted by this replica within the last 30s and Redis still holds it (same epoch, no reconnection).",
+		}, func() float64 { return float64(recent.Hits()) }))
+	}
 	e := handlers.New(handlers.Options{
-		Router: live, Intake: &intake.Intake{Queue: q, Firing: gate.Firing, Kick: gate.Breaker().Kick}, Nodes: nodeCache, CurrentAuth: live.Auth,
+		Router: live, Intake: &intake.Intake{Queue: q, Firing: gate.Firing, Kick: gate.Breaker().Kick, Recent: recent}, Nodes: nodeCache, CurrentAuth: live.Auth,
 		Reload: live.Reload, EnableLifecycle: o.EnableLifecycle,
 		Status: func(ctx context.Context) (any, error) { return gate.Status(ctx, store) }, Runs: store,
 		MaxBody: cfg.Webhook.MaxBodyBytes, DryRun: o.DryRun, Metrics: m, Gatherer: promReg, Log: log,

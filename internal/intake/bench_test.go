@@ -40,19 +40,23 @@ func serverUsec(b *testing.B, c *redis.Client) float64 {
 // "before" is the previous intake for comparison: the firing alerts as
 // one HSET in a pipeline of its own, then the enqueue script. "-resent":
 // 50 payloads sent over and over, as Alertmanager re-sends its groups
-// (every alert a duplicate after the first 50 payloads).
+// (every alert a duplicate after the first 50 payloads); "-recent": with
+// Recent, which answers those re-sends after one GET (recent.go).
 //
 //	go test -run '^$' -bench Record100 -benchtime 1000x ./internal/intake/
 func BenchmarkRecord100(b *testing.B) {
 	if testing.Short() {
 		b.Skip("needs redis-server")
 	}
-	for _, variant := range []string{"after", "before", "after-resent", "before-resent"} {
+	for _, variant := range []string{"after", "before", "after-resent", "before-resent", "after-resent-recent"} {
 		b.Run(variant, func(b *testing.B) {
 			c := testenv.NewRedis(b).Client(0)
 			b.Cleanup(func() { c.Close() })
 			fx := newFixture(c, queue.Options{Prefix: "b"})
 			ctx := context.Background()
+			if strings.HasSuffix(variant, "-recent") {
+				fx.in.Recent = NewRecent(c, "b")
+			}
 			type p struct {
 				reqs   []runbooks.Request
 				firing map[string]string
@@ -61,7 +65,7 @@ func BenchmarkRecord100(b *testing.B) {
 			for i := range ps {
 				ps[i].firing = map[string]string{}
 				k := i
-				if strings.HasSuffix(variant, "-resent") {
+				if strings.Contains(variant, "-resent") {
 					k = i % 50 // a population of 50 payloads, re-sent
 				}
 				for j := range 100 {
