@@ -138,7 +138,10 @@ func (e *Env) WebhookBuckets(ctx context.Context) (map[float64]float64, error) {
 		if err != nil {
 			return nil, err
 		}
-		for _, s := range m["node_healer_webhook_duration_seconds_bucket"] {
+		for _, s := range m["node_healer_webhook_duration_seconds"] {
+			if s.Metric[model.MetricNameLabel] != "node_healer_webhook_duration_seconds_bucket" {
+				continue
+			}
 			le, err := strconv.ParseFloat(string(s.Metric["le"]), 64)
 			if err != nil {
 				return nil, fmt.Errorf("bucket le %q: %w", s.Metric["le"], err)

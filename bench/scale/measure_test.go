@@ -1,9 +1,14 @@
 package main
 
 import (
+	"context"
 	"math"
+	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 func TestBucketQuantile(t *testing.T) {
@@ -20,5 +25,25 @@ func TestBucketQuantile(t *testing.T) {
 	}
 	if bound, under := BucketQuantile(a, a, .99); bound != 0 || under != 0 {
 		t.Errorf("no requests: %s, %f", bound, under)
+	}
+}
+
+// TestWebhookBuckets reads the histogram as a replica exposes it.
+func TestWebhookBuckets(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	h := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "node_healer_webhook_duration_seconds", Buckets: []float64{.001, .005}})
+	reg.MustRegister(h)
+	for _, v := range []float64{.0005, .002, .002, .1} {
+		h.Observe(v)
+	}
+	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	defer srv.Close()
+	e := &Env{Replicas: []*Replica{{URL: srv.URL}, {URL: srv.URL}}}
+	got, err := e.WebhookBuckets(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[.001] != 2 || got[.005] != 6 || got[math.Inf(1)] != 8 {
+		t.Errorf("buckets summed over two replicas %v; want 0.001:2 0.005:6 +Inf:8", got)
 	}
 }

@@ -156,25 +156,29 @@ func Storm(ctx context.Context, e *Env, obs *Observer, nodes []string, batch int
 	if err := s.Spread(ctx, Batches(resolved, batch), time.Second); err != nil {
 		return res, fmt.Errorf("resolved payloads: %w", err)
 	}
+	// Deferred runs whose alert resolved are cancelled (not started), while
+	// the breaker waits out its hold.
+	var cleared sync.WaitGroup
+	cleared.Go(func() {
+		deadline := time.Now().Add(3 * time.Minute)
+		for time.Now().Before(deadline) {
+			runs, err := obs.Runs(ctx)
+			if err == nil {
+				st := CountStatus(RunsOf(runs, nodes))
+				if st[runbooks.StatusDeferred]+st[runbooks.StatusPending]+st[runbooks.StatusRunning]+st[runbooks.StatusHeld] == 0 {
+					res.Cleared = time.Since(t1)
+					return
+				}
+			}
+			sleep(ctx, 500*time.Millisecond)
+		}
+	})
 	if at, err := obs.WaitBreaker(ctx, false, e.O.Hold+2*time.Minute); err == nil {
 		res.ClosedAfter = at.Sub(t1)
 	} else {
 		e.Logf("storm: %v", err)
 	}
-	// Deferred runs whose alert resolved are cancelled when a worker
-	// looks at them again.
-	deadline := time.Now().Add(3 * time.Minute)
-	for time.Now().Before(deadline) {
-		runs, err := obs.Runs(ctx)
-		if err == nil {
-			st := CountStatus(RunsOf(runs, nodes))
-			if st[runbooks.StatusDeferred]+st[runbooks.StatusPending]+st[runbooks.StatusRunning]+st[runbooks.StatusHeld] == 0 {
-				res.Cleared = time.Since(t1)
-				break
-			}
-		}
-		sleep(ctx, time.Second)
-	}
+	cleared.Wait()
 	c, _ = obs.Cordoned(nodes)
 	res.Cordoned = max(res.Cordoned, c)
 	res.Resets = len(e.Resets(e.Nodes))
