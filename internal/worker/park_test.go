@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/node-healer/node-healer/internal/queue"
 	"github.com/node-healer/node-healer/internal/runbooks"
 	"github.com/node-healer/node-healer/internal/testenv"
@@ -44,19 +46,26 @@ func (g *capGate) Done(_ context.Context, run *runbooks.Run) {
 	delete(g.held, run.ID)
 }
 
+// parkPool is a pool of worker "w" for book whose entries are claimed
+// only after an hour: a deferred run starts within a test only if parking
+// picks it up.
+func parkPool(t *testing.T, rdb *redis.Client, book *runbooks.Runbook) *Pool {
+	t.Helper()
+	reg, err := runbooks.NewRegistry(book)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newPool(t, rdb, "w", reg)
+	p.Queue = queue.New(rdb, queue.Options{Prefix: "t", ClaimAfter: time.Hour})
+	return p
+}
+
 // TestDeferredRunTakesFreedSlot: with a cap of one run, a run deferred
 // for the cap starts as soon as the running one ends — not after
 // claim_after (an hour here, so without parking it would not start
 // within the test) — and the cap is never exceeded.
 func TestDeferredRunTakesFreedSlot(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs redis-server (integration)")
-	}
-	r := testenv.NewRedis(t)
-	rdb := r.Client(0)
-	defer rdb.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	rdb, ctx, cancel := integration(t)
 	release := make(chan struct{})
 	started := make(chan string, 4)
 	book := &runbooks.Runbook{Name: "slow", Steps: []runbooks.Step{{Name: "s", Do: func(ctx context.Context, x *runbooks.Exec) (runbooks.Outcome, string, error) {
@@ -70,12 +79,7 @@ func TestDeferredRunTakesFreedSlot(t *testing.T) {
 		}
 		return runbooks.OutcomeDone, "", nil
 	}}}}
-	reg, err := runbooks.NewRegistry(book)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := newPool(t, rdb, "w", reg)
-	p.Queue = queue.New(rdb, queue.Options{Prefix: "t", ClaimAfter: time.Hour})
+	p := parkPool(t, rdb, book)
 	p.Count = 2
 	gate := &capGate{cap: 1, held: map[string]bool{}}
 	p.Gate = gate
@@ -234,25 +238,13 @@ func TestParkingOrder(t *testing.T) {
 // seconds of its alert's resolved notification, and nothing of it runs; a
 // deferred run whose alert still fires stays deferred.
 func TestDeferredRunOfResolvedAlertIsCancelled(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs redis-server (integration)")
-	}
-	r := testenv.NewRedis(t)
-	rdb := r.Client(0)
-	defer rdb.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	rdb, ctx, cancel := integration(t)
 	ran := make(chan string, 4)
 	book := &runbooks.Runbook{Name: "act", Steps: []runbooks.Step{{Name: "s", Do: func(ctx context.Context, x *runbooks.Exec) (runbooks.Outcome, string, error) {
 		ran <- x.Run.Node
 		return runbooks.OutcomeDone, "", nil
 	}}}}
-	reg, err := runbooks.NewRegistry(book)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := newPool(t, rdb, "w", reg)
-	p.Queue = queue.New(rdb, queue.Options{Prefix: "t", ClaimAfter: time.Hour})
+	p := parkPool(t, rdb, book)
 	p.Alerts = p.Queue
 	p.ResolvedCheck = 200 * time.Millisecond
 	gate := &capGate{cap: 0, held: map[string]bool{}} // defers every run, RetryAt in an hour

@@ -63,6 +63,20 @@ func newPool(t *testing.T, rdb redis.UniversalClient, name string, reg *runbooks
 	}
 }
 
+// integration is a real redis-server's client and a context of 30 s for
+// an integration test (skipped with -short).
+func integration(t *testing.T) (*redis.Client, context.Context, context.CancelFunc) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs redis-server (integration)")
+	}
+	rdb := testenv.NewRedis(t).Client(0)
+	t.Cleanup(func() { rdb.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return rdb, ctx, cancel
+}
+
 func waitFor(t *testing.T, what string, timeout time.Duration, f func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -157,14 +171,7 @@ func TestStoppedWorkerRunIsResumed(t *testing.T) {
 // TestBusyNodeWaits: a second run for a node whose lease is held stays
 // queued and starts once the lease is free.
 func TestBusyNodeWaits(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs redis-server (integration)")
-	}
-	r := testenv.NewRedis(t)
-	rdb := r.Client(0)
-	defer rdb.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	rdb, ctx, _ := integration(t)
 	quick := &runbooks.Runbook{Name: "quick", Steps: []runbooks.Step{{Name: "s", Do: func(context.Context, *runbooks.Exec) (runbooks.Outcome, string, error) {
 		return runbooks.OutcomeDone, "", nil
 	}}}}
