@@ -140,6 +140,14 @@ func (c *NodeCache) stopIdleLeaseWatches() {
 	}
 }
 
+// leaseWatchSynced reports whether node's Lease watch runs and has synced.
+func (c *NodeCache) leaseWatchSynced(node string) bool {
+	c.mu.Lock()
+	w := c.leases[node]
+	c.mu.Unlock()
+	return w != nil && w.synced()
+}
+
 // LeaseWatches is the number of nodes whose Lease is being watched.
 func (c *NodeCache) LeaseWatches() int {
 	c.mu.Lock()

@@ -83,6 +83,12 @@ func TestLeaseWatchOnDemand(t *testing.T) {
 	if !st.LeaseRenewed.Equal(renew[names[0]]) {
 		t.Fatalf("first Status: LeaseRenewed %v, want %v", st.LeaseRenewed, renew[names[0]])
 	}
+	// Until the watch has synced Status GETs the Lease; wait for it.
+	for deadline := time.Now().Add(10 * time.Second); !c.leaseWatchSynced(names[0]); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the Lease watch did not sync in 10 s")
+		}
+	}
 	// The kubelet renews: Status sees it from the watch.
 	next := time.Now().Truncate(time.Microsecond)
 	l, err := cluster.Client.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, names[0], metav1.GetOptions{})

@@ -64,6 +64,18 @@ func TestConfigSpeaksProtobuf(t *testing.T) {
 			t.Fatalf("no Lease renewal seen for kwok node %s in 20 s (watches %d)", name, c.LeaseWatches())
 		}
 	}
+	// The Lease watch's response arrives on its own goroutine: wait for
+	// it (two watch streams: the node informer's and the Lease's).
+	watches := func() int {
+		ct.mu.Lock()
+		defer ct.mu.Unlock()
+		return ct.n[runtime.ContentTypeProtobuf+";stream=watch"]
+	}
+	for deadline := time.Now().Add(10 * time.Second); watches() < 2; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("responses by content type %v; want two protobuf watch streams (nodes, the Lease)", ct.n)
+		}
+	}
 	ct.mu.Lock()
 	defer ct.mu.Unlock()
 	proto, other := 0, 0
@@ -77,7 +89,7 @@ func TestConfigSpeaksProtobuf(t *testing.T) {
 		}
 	}
 	if proto < 4 || other > 0 { // the node informer, the GETs, the Lease watch
-		t.Errorf("responses by content type %v; want only protobuf, at least 3", ct.n)
+		t.Errorf("responses by content type %v; want only protobuf, at least 4", ct.n)
 	}
 }
 
