@@ -468,7 +468,9 @@ func faultControlPlane(t *testing.T) {
 	if r != nil {
 		t.Logf("after 10 s with %s NotReady, %s's run: %s", y, x, describe(r))
 	}
+	readyFrom := time.Now()
 	must(t, faultCluster.SetNodeReady(ctx, y))
+	e.check.nodeReadyFrom(y, readyFrom)
 	must(t, faultCluster.WaitNodeReady(ctx, y))
 	t.Logf("%s Ready again", y)
 	for _, n := range nodes {
