@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -32,6 +33,19 @@ func (f fakeRuns) List(_ context.Context, limit int) ([]*runbooks.Run, error) {
 	var out []*runbooks.Run
 	for _, r := range f {
 		out = append(out, r)
+	}
+	return out, nil
+}
+
+func (f fakeRuns) ListJSON(ctx context.Context, limit int) ([]json.RawMessage, error) {
+	runs, _ := f.List(ctx, limit)
+	var out []json.RawMessage
+	for _, r := range runs {
+		b, err := json.Marshal(r)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
 	}
 	return out, nil
 }

@@ -50,6 +50,11 @@ func benchServer(b *testing.B) (http.Handler, *roundTrips) {
 // benchServerOn is the webhook on queue options o over client c (a single
 // Redis, a Cluster or a Sentinel-managed primary).
 func benchServerOn(b *testing.B, c redis.UniversalClient, o queue.Options) http.Handler {
+	return benchServerWith(b, c, o, nil)
+}
+
+// benchServerWith is benchServerOn with the intake's memory of re-sends.
+func benchServerWith(b *testing.B, c redis.UniversalClient, o queue.Options, recent *intake.Recent) http.Handler {
 	cfg, err := config.Parse([]byte(testConfig), ".", nil)
 	if err != nil {
 		b.Fatal(err)
@@ -60,7 +65,7 @@ func benchServerOn(b *testing.B, c redis.UniversalClient, o queue.Options) http.
 		nodes[fmt.Sprintf("n%d", i)] = true
 	}
 	reg := prometheus.NewRegistry()
-	return New(Options{Router: cfg, Intake: &intake.Intake{Queue: queue.New(c, o), Firing: &safety.Firing{Redis: c, Prefix: o.Prefix}}, Nodes: nodes,
+	return New(Options{Router: cfg, Intake: &intake.Intake{Queue: queue.New(c, o), Firing: &safety.Firing{Redis: c, Prefix: o.Prefix}, Recent: recent}, Nodes: nodes,
 		Auth: cfg.Webhook.Auth, MaxBody: cfg.Webhook.MaxBodyBytes, Metrics: metrics.New(reg, nil), Gatherer: reg,
 		Log: slog.New(slog.DiscardHandler)})
 }
@@ -112,6 +117,59 @@ func BenchmarkWebhook1Alert(b *testing.B) { benchWebhook(b, 1) }
 
 // BenchmarkWebhook100Alerts: Alertmanager's max_alerts=100 payload.
 func BenchmarkWebhook100Alerts(b *testing.B) { benchWebhook(b, 100) }
+
+// BenchmarkWebhook100AlertsResent: the payload of bench/scale's "webhook
+// under load" — 50 firing alerts re-sent (every run a duplicate) and 50
+// resolved ones, the same payload over and over — through the handler
+// with the intake's memory of re-sends (intake.Recent), as the receiver
+// serves it: decoding, routing, the memory, one GET, the reply.
+//
+//	go test -run '^$' -bench Webhook100AlertsResent -cpuprofile /tmp/cpu.out ./internal/handlers/
+func BenchmarkWebhook100AlertsResent(b *testing.B) {
+	if testing.Short() {
+		b.Skip("needs redis-server")
+	}
+	r := testenv.NewRedis(b)
+	c := r.Client(0)
+	b.Cleanup(func() { c.Close() })
+	rt := &roundTrips{}
+	c.AddHook(rt)
+	h := benchServerWith(b, c, queue.Options{Prefix: "bench"}, intake.NewRecent(c, "bench"))
+	as := make([]string, 100)
+	for i := range as {
+		status, fp := "firing", fmt.Sprintf("f%08x", i)
+		if i%2 == 1 {
+			status, fp = "resolved", fmt.Sprintf("r%08x", i)
+		}
+		as[i] = alert(status, fp, fmt.Sprintf(`"alertname":"NodeKernelDeadlock","node":"n%d","severity":"critical","instance":"10.0.0.%d:9100"`, i%100, i%250))
+	}
+	body := payload(as...)
+	post := func() *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodPost, "/webhook", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer test-token")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != 200 {
+			b.Fatalf("status %d: %s", rec.Code, rec.Body)
+		}
+		return rec
+	}
+	post() // the first time: persisted; every later one a re-send
+	rt.n.Store(0)
+	lat := make([]time.Duration, 0, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		post()
+		lat = append(lat, time.Since(t0))
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	b.ReportMetric(float64(rt.n.Load())/float64(b.N), "redis-rt/op")
+}
 
 // BenchmarkWebhook100AlertsTopology: the 100-alert payload on each Redis
 // topology node-healer supports, all redis-server processes on loopback:

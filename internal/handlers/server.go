@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -44,6 +45,9 @@ type NodeChecker interface {
 type Runs interface {
 	Load(ctx context.Context, id string) (*runbooks.Run, error)
 	List(ctx context.Context, limit int) ([]*runbooks.Run, error)
+	// ListJSON is List as each run's stored JSON object, for the API to
+	// answer without decoding and encoding every run again.
+	ListJSON(ctx context.Context, limit int) ([]json.RawMessage, error)
 }
 
 // Check is one readiness check; a non-nil error means not ready.

@@ -1,11 +1,15 @@
 package runstore
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/node-healer/node-healer/internal/runbooks"
 	"github.com/node-healer/node-healer/internal/testenv"
@@ -54,5 +58,25 @@ func TestSaveLoadList(t *testing.T) {
 	c.Set(ctx, "{t}:run:x", "{not json", 0)
 	if _, err := s.Load(ctx, "x"); err == nil || !strings.Contains(err.Error(), "corrupt record") {
 		t.Fatalf("corrupt: %v", err)
+	}
+	// ListJSON: the stored objects as they are, newest first, the same runs
+	// as List; a corrupt record in the index is left out of both.
+	c.ZAdd(ctx, "{t}:runs", redis.Z{Score: float64(base.Add(time.Hour).UnixMilli()), Member: "x"})
+	raws, err := s.ListJSON(ctx, 10)
+	if err != nil || len(raws) != 2 {
+		t.Fatalf("list JSON: %d %v", len(raws), err)
+	}
+	for i, want := range []string{"b", "a"} {
+		stored, _ := c.Get(ctx, "{t}:run:"+want).Bytes()
+		if !bytes.Equal(raws[i], stored) {
+			t.Fatalf("list JSON %d: %s, stored %s", i, raws[i], stored)
+		}
+		var r runbooks.Run
+		if err := json.Unmarshal(raws[i], &r); err != nil || r.ID != want {
+			t.Fatalf("list JSON %d: %+v %v", i, r, err)
+		}
+	}
+	if list, _ = s.List(ctx, 10); len(list) != 2 || list[0].ID != "b" || list[1].ID != "a" {
+		t.Fatalf("list with a corrupt record: %v", list)
 	}
 }
