@@ -279,7 +279,10 @@ func Wave(ctx context.Context, e *Env, obs *Observer, nodes []string, timeout ti
 		}
 		lwg.Go(func() {
 			sleep(ctx, e.O.Settle) // the runs have started
-			lr := RunLoad(ctx, e, *load)
+			lr, err := RunLoad(ctx, e, *load)
+			if err != nil {
+				lr.Err = err
+			}
 			res.Load = &lr
 		})
 	}
@@ -411,6 +414,9 @@ type LoadSpec struct {
 	// Alerts are re-sent (duplicates of firing alerts, as Alertmanager
 	// re-sends a group) together with Resolved ones, to fill each payload.
 	Alerts, Resolved []Alert
+	// InProcess sends from the harness's own process rather than from a
+	// process of its own (loadgen.go).
+	InProcess bool
 }
 
 // LoadResult is the webhook's latency under load.
@@ -419,15 +425,17 @@ type LoadResult struct {
 	Latencies  []time.Duration
 	Codes      map[int]int
 	Achieved   float64 // payloads per second answered
+	Sender     string  // where it ran
+	Err        error   // the sender process failed
 	// Inside the receivers (their webhook duration histograms): the
 	// bucket bound under which 99 % were answered, and the share under 5 ms.
 	ServerP99      time.Duration
 	ServerUnder5ms float64
 }
 
-// RunLoad sends payloads at a fixed rate, each in its own goroutine (at
-// most 256 in flight; a tick with none free counts as late).
-func RunLoad(ctx context.Context, e *Env, l LoadSpec) LoadResult {
+// RunLoad sends payloads at a fixed rate (sendAtRate), from a process of
+// its own unless l.InProcess.
+func RunLoad(ctx context.Context, e *Env, l LoadSpec) (LoadResult, error) {
 	var pool []Alert
 	pool = append(pool, l.Alerts...)
 	pool = append(pool, l.Resolved...)
@@ -439,32 +447,23 @@ func RunLoad(ctx context.Context, e *Env, l LoadSpec) LoadResult {
 		}
 		body = Payload(as)
 	}
-	s := NewSender(e.urls(), e.Token)
-	sem := make(chan struct{}, 256)
-	var wg sync.WaitGroup
-	res := LoadResult{}
+	res := LoadResult{Sender: "a process of its own"}
 	h0, herr := e.WebhookBuckets(ctx)
-	t := time.NewTicker(time.Second / time.Duration(l.Rate))
-	defer t.Stop()
-	start := time.Now()
-	for time.Since(start) < l.For && ctx.Err() == nil {
-		<-t.C
-		select {
-		case sem <- struct{}{}:
-			res.Sent++
-			wg.Go(func() {
-				defer func() { <-sem }()
-				_, _ = s.Post(ctx, body)
-			})
-		default:
-			res.Late++
+	var out loadOut
+	if l.InProcess {
+		res.Sender = "the harness's process"
+		out = sendAtRate(ctx, NewSender(e.urls(), e.Token), body, l.Rate, l.For)
+	} else {
+		var err error
+		out, err = sendFromProcess(ctx, loadJob{URLs: e.urls(), Token: e.Token, Body: body, Rate: l.Rate, For: l.For})
+		if err != nil {
+			return res, err
 		}
 	}
-	wg.Wait()
-	res.Latencies, res.Codes = s.Stats()
-	res.Achieved = float64(len(res.Latencies)) / time.Since(start).Seconds()
+	res.Sent, res.Late, res.Latencies, res.Codes = out.Sent, out.Late, out.Latencies, out.Codes
+	res.Achieved = float64(len(out.Latencies)) / out.Elapsed.Seconds()
 	if h1, err := e.WebhookBuckets(ctx); err == nil && herr == nil {
 		res.ServerP99, res.ServerUnder5ms = BucketQuantile(h0, h1, .99)
 	}
-	return res
+	return res, nil
 }
