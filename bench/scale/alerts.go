@@ -89,11 +89,12 @@ type Sender struct {
 	mu     sync.Mutex
 	next   int
 	lat    []time.Duration
+	byURL  map[string][]time.Duration
 	codes  map[int]int
 }
 
 func NewSender(urls []string, token string) *Sender {
-	return &Sender{URLs: urls, Token: token, codes: map[int]int{},
+	return &Sender{URLs: urls, Token: token, codes: map[int]int{}, byURL: map[string][]time.Duration{},
 		client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
 }
 
@@ -120,6 +121,7 @@ func (s *Sender) Post(ctx context.Context, body []byte) (int, error) {
 	d := time.Since(t0)
 	s.mu.Lock()
 	s.lat = append(s.lat, d)
+	s.byURL[url] = append(s.byURL[url], d)
 	s.codes[code]++
 	s.mu.Unlock()
 	if err == nil && code != http.StatusOK {
@@ -166,9 +168,22 @@ func (s *Sender) Stats() ([]time.Duration, map[int]int) {
 	return lat, codes
 }
 
+// PerURL are the latencies recorded so far for each webhook, sorted, in
+// the order of URLs.
+func (s *Sender) PerURL() [][]time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([][]time.Duration, len(s.URLs))
+	for i, u := range s.URLs {
+		out[i] = slices.Clone(s.byURL[u])
+		slices.Sort(out[i])
+	}
+	return out
+}
+
 // Reset forgets the recorded latencies and codes.
 func (s *Sender) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.lat, s.codes = nil, map[int]int{}
+	s.lat, s.codes, s.byURL = nil, map[int]int{}, map[string][]time.Duration{}
 }

@@ -33,6 +33,7 @@ type loadJob struct {
 type loadOut struct {
 	Sent, Late int
 	Latencies  []time.Duration // sorted
+	PerURL     [][]time.Duration // sorted, per webhook (in the job's order)
 	Codes      map[int]int
 	Elapsed    time.Duration
 }
@@ -63,6 +64,7 @@ func sendAtRate(ctx context.Context, s *Sender, body []byte, rate int, d time.Du
 	wg.Wait()
 	out.Elapsed = time.Since(start)
 	out.Latencies, out.Codes = s.Stats()
+	out.PerURL = s.PerURL()
 	return out
 }
 

@@ -56,6 +56,9 @@ func TestLoadSenderProcess(t *testing.T) {
 	if len(out.Latencies) != out.Sent || out.Codes[200]+out.Codes[503] != out.Sent || out.Codes[200]-out.Codes[503] > 1 || out.Codes[503]-out.Codes[200] > 1 {
 		t.Errorf("latencies %d, codes %v for %d sent; want one each, split evenly", len(out.Latencies), out.Codes, out.Sent)
 	}
+	if len(out.PerURL) != 2 || len(out.PerURL[0]) != out.Codes[200] || len(out.PerURL[1]) != out.Codes[503] {
+		t.Errorf("per webhook: %d latency lists; want 2, of %v", len(out.PerURL), out.Codes)
+	}
 	if ok.Load() != int64(out.Codes[200]) || bad.Load() != int64(out.Codes[503]) || unauth.Load() != 0 {
 		t.Errorf("servers saw %d / %d (and %d without the token); the child counted %v", ok.Load(), bad.Load(), unauth.Load(), out.Codes)
 	}

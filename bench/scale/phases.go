@@ -423,6 +423,7 @@ type LoadSpec struct {
 type LoadResult struct {
 	Sent, Late int
 	Latencies  []time.Duration
+	PerReplica [][]time.Duration // each replica's share, as Latencies
 	Codes      map[int]int
 	Achieved   float64 // payloads per second answered
 	Sender     string  // where it ran
@@ -460,7 +461,7 @@ func RunLoad(ctx context.Context, e *Env, l LoadSpec) (LoadResult, error) {
 			return res, err
 		}
 	}
-	res.Sent, res.Late, res.Latencies, res.Codes = out.Sent, out.Late, out.Latencies, out.Codes
+	res.Sent, res.Late, res.Latencies, res.Codes, res.PerReplica = out.Sent, out.Late, out.Latencies, out.Codes, out.PerURL
 	res.Achieved = float64(len(out.Latencies)) / out.Elapsed.Seconds()
 	if h1, err := e.WebhookBuckets(ctx); err == nil && herr == nil {
 		res.ServerP99, res.ServerUnder5ms = BucketQuantile(h0, h1, .99)
