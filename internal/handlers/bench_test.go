@@ -78,6 +78,20 @@ func benchPayload(seq, alerts int) string {
 	return payload(as...)
 }
 
+// resentPayload is bench/scale's load payload: 50 firing alerts and 50
+// resolved ones, alternating.
+func resentPayload() string {
+	as := make([]string, 100)
+	for i := range as {
+		status, fp := "firing", fmt.Sprintf("f%08x", i)
+		if i%2 == 1 {
+			status, fp = "resolved", fmt.Sprintf("r%08x", i)
+		}
+		as[i] = alert(status, fp, fmt.Sprintf(`"alertname":"NodeKernelDeadlock","node":"n%d","severity":"critical","instance":"10.0.0.%d:9100"`, i%100, i%250))
+	}
+	return payload(as...)
+}
+
 func benchWebhook(b *testing.B, alerts int) {
 	if testing.Short() {
 		b.Skip("needs redis-server")
@@ -135,15 +149,7 @@ func BenchmarkWebhook100AlertsResent(b *testing.B) {
 	rt := &roundTrips{}
 	c.AddHook(rt)
 	h := benchServerWith(b, c, queue.Options{Prefix: "bench"}, intake.NewRecent(c, "bench"))
-	as := make([]string, 100)
-	for i := range as {
-		status, fp := "firing", fmt.Sprintf("f%08x", i)
-		if i%2 == 1 {
-			status, fp = "resolved", fmt.Sprintf("r%08x", i)
-		}
-		as[i] = alert(status, fp, fmt.Sprintf(`"alertname":"NodeKernelDeadlock","node":"n%d","severity":"critical","instance":"10.0.0.%d:9100"`, i%100, i%250))
-	}
-	body := payload(as...)
+	body := resentPayload()
 	post := func() *httptest.ResponseRecorder {
 		req := httptest.NewRequest(http.MethodPost, "/webhook", strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer test-token")
