@@ -32,7 +32,7 @@ type loadJob struct {
 
 type loadOut struct {
 	Sent, Late int
-	Latencies  []time.Duration // sorted
+	Latencies  []time.Duration   // sorted
 	PerURL     [][]time.Duration // sorted, per webhook (in the job's order)
 	Codes      map[int]int
 	Elapsed    time.Duration
