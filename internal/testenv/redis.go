@@ -3,6 +3,7 @@ package testenv
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -41,15 +42,25 @@ func StartRedis(dir string) (*Redis, error) {
 	if err != nil {
 		return nil, err
 	}
-	port, err := FreePort()
-	if err != nil {
-		return nil, err
+	// The port comes from FreePort, which closes its listener before the
+	// server binds it: a test package running beside this one can take it
+	// in between. Then the server is started again on another port.
+	var last error
+	for range 3 {
+		port, err := FreePort()
+		if err != nil {
+			return nil, err
+		}
+		r := &Redis{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), dir: dir, port: port}
+		if last = r.start(bin); last == nil {
+			return r, nil
+		}
+		if !errors.Is(last, errExited) {
+			r.Stop()
+			break
+		}
 	}
-	r := &Redis{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), dir: dir, port: port}
-	if err := r.start(bin); err != nil {
-		return nil, err
-	}
-	return r, nil
+	return nil, last
 }
 
 func (r *Redis) start(bin string) error {
@@ -64,9 +75,43 @@ func (r *Redis) start(bin string) error {
 		logf.Close()
 		return fmt.Errorf("start redis-server: %w", err)
 	}
-	go func() { _ = cmd.Wait(); logf.Close() }()
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
 	r.cmd = cmd
-	return waitTCP(r.Addr, 10*time.Second)
+	if err := waitOwn(r.Addr, cmd.Process.Pid, done, 10*time.Second); err != nil {
+		return fmt.Errorf("%w\n%s", err, tailFile(logf.Name(), 10))
+	}
+	return nil
+}
+
+// errExited: the server exited before it listened (its port taken).
+var errExited = errors.New("redis-server exited before it listened")
+
+// waitOwn waits until the redis-server of process pid answers on addr:
+// by its process ID, since whoever took the port answers TCP too.
+func waitOwn(addr string, pid int, done <-chan struct{}, timeout time.Duration) error {
+	rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond,
+		ReadTimeout: 200 * time.Millisecond, ContextTimeoutEnabled: true})
+	defer rdb.Close()
+	want := fmt.Sprintf("process_id:%d\r\n", pid)
+	deadline := time.Now().Add(timeout)
+	for {
+		select {
+		case <-done:
+			return fmt.Errorf("%w (%s)", errExited, addr)
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		info, err := rdb.Info(ctx, "server").Result()
+		cancel()
+		if err == nil && strings.Contains(info, want) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("redis-server not listening on %s after %s (last: %v)", addr, timeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // Stop kills the server (its data is lost: persistence is off).

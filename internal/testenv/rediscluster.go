@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -63,17 +64,12 @@ func StartRedisCluster(ctx context.Context, dir string) (*RedisCluster, error) {
 		}
 	}()
 	for i := range 3 {
-		n, err := startClusterNode(bin, filepath.Join(dir, fmt.Sprintf("node%d", i)))
+		n, err := startClusterNodeRetrying(bin, filepath.Join(dir, fmt.Sprintf("node%d", i)))
 		if err != nil {
 			return nil, err
 		}
 		c.nodes = append(c.nodes, n)
 		c.Addrs = append(c.Addrs, n.addr)
-	}
-	for _, n := range c.nodes {
-		if err := waitTCP(n.addr, 10*time.Second); err != nil {
-			return nil, fmt.Errorf("%w\n%s", err, tailFile(n.log, 20))
-		}
 	}
 	args := append([]string{"--cluster", "create"}, c.Addrs...)
 	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
@@ -90,15 +86,49 @@ func StartRedisCluster(ctx context.Context, dir string) (*RedisCluster, error) {
 	return c, nil
 }
 
+// startClusterNodeRetrying starts a node and waits until it listens. Its
+// two ports come from FreePort, which closes its listener before the node
+// binds them: a test package running beside this one can take one in
+// between (seen in make test: "Failed listening on port … (cluster),
+// aborting"). Then the node is started again on other ports, up to three
+// times.
+func startClusterNodeRetrying(bin, dir string) (*clusterNode, error) {
+	var last error
+	for attempt := range 3 {
+		n, err := startClusterNode(bin, filepath.Join(dir, fmt.Sprintf("attempt%d", attempt)))
+		if err != nil {
+			return nil, err
+		}
+		if err = n.waitListening(10 * time.Second); err == nil {
+			return n, nil
+		}
+		tail := tailFile(n.log, 20)
+		n.stop()
+		last = fmt.Errorf("%w\n%s", err, tail)
+		if !errors.Is(err, errExited) {
+			break
+		}
+	}
+	return nil, last
+}
+
+// waitListening waits until the node answers on its address (waitOwn).
+func (n *clusterNode) waitListening(timeout time.Duration) error {
+	return waitOwn(n.addr, n.cmd.Process.Pid, n.done, timeout)
+}
+
+// clusterPort is FreePort; a test takes a port first to see the retry.
+var clusterPort = FreePort
+
 func startClusterNode(bin, dir string) (*clusterNode, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	port, err := FreePort()
+	port, err := clusterPort()
 	if err != nil {
 		return nil, err
 	}
-	bus, err := FreePort()
+	bus, err := clusterPort()
 	if err != nil {
 		return nil, err
 	}
@@ -173,14 +203,18 @@ func (c *RedisCluster) LogTails(n int) string {
 // Stop kills every node (their data is lost: persistence is off).
 func (c *RedisCluster) Stop() {
 	for _, n := range c.nodes {
-		if n.cmd != nil && n.cmd.Process != nil {
-			_ = n.cmd.Process.Kill()
-			select {
-			case <-n.done:
-			case <-time.After(5 * time.Second):
-			}
-			n.cmd = nil
+		n.stop()
+	}
+}
+
+func (n *clusterNode) stop() {
+	if n.cmd != nil && n.cmd.Process != nil {
+		_ = n.cmd.Process.Kill()
+		select {
+		case <-n.done:
+		case <-time.After(5 * time.Second):
 		}
+		n.cmd = nil
 	}
 }
 
