@@ -39,9 +39,7 @@ func (r *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 // benchServer is the webhook on a real redis-server queue. Node lookups
 // use a map, as the production informer cache does.
 func benchServer(b *testing.B) (http.Handler, *roundTrips) {
-	r := testenv.NewRedis(b)
-	c := r.Client(0)
-	b.Cleanup(func() { c.Close() })
+	c := testenv.NewRedisClient(b)
 	rt := &roundTrips{}
 	c.AddHook(rt)
 	return benchServerOn(b, c, queue.Options{Prefix: "bench"}), rt
@@ -143,9 +141,7 @@ func BenchmarkWebhook100AlertsResent(b *testing.B) {
 	if testing.Short() {
 		b.Skip("needs redis-server")
 	}
-	r := testenv.NewRedis(b)
-	c := r.Client(0)
-	b.Cleanup(func() { c.Close() })
+	c := testenv.NewRedisClient(b)
 	rt := &roundTrips{}
 	c.AddHook(rt)
 	h := benchServerWith(b, c, queue.Options{Prefix: "bench"}, intake.NewRecent(c, "bench"))

@@ -90,8 +90,7 @@ func TestRecordOneRoundTrip(t *testing.T) {
 		t.Skip("needs redis-server (integration)")
 	}
 	r := testenv.NewRedis(t)
-	c := r.Client(0)
-	t.Cleanup(func() { c.Close() })
+	c := r.ClientFor(t, 0)
 	rt := &roundTrips{}
 	c.AddHook(rt)
 	fx := newFixture(c, queue.Options{Prefix: "t"})

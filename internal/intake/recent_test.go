@@ -54,8 +54,7 @@ func recentFixture(t *testing.T) (*fixture, *testenv.Redis, *redis.Client, *comm
 		t.Skip("needs redis-server (integration)")
 	}
 	r := testenv.NewRedis(t)
-	c := r.Client(0)
-	t.Cleanup(func() { c.Close() })
+	c := r.ClientFor(t, 0)
 	cmds := &commands{}
 	c.AddHook(cmds)
 	fx := newFixture(c, queue.Options{Prefix: "t"})

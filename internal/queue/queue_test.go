@@ -20,8 +20,7 @@ func newQueue(t *testing.T, claimAfter time.Duration) (*Queue, *testenv.Redis) {
 		t.Skip("needs redis-server (integration)")
 	}
 	r := testenv.NewRedis(t)
-	c := r.Client(0)
-	t.Cleanup(func() { c.Close() })
+	c := r.ClientFor(t, 0)
 	q := New(c, Options{Prefix: "t", ClaimAfter: claimAfter})
 	if err := q.EnsureGroup(context.Background()); err != nil {
 		t.Fatal(err)

@@ -16,9 +16,7 @@ func TestRefsAndRequeue(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs redis-server (integration)")
 	}
-	r := testenv.NewRedis(t)
-	rdb := r.Client(0)
-	defer rdb.Close()
+	rdb := testenv.NewRedisClient(t)
 	ctx := context.Background()
 	q := New(rdb, Options{Prefix: "t"})
 

@@ -140,9 +140,7 @@ func TestMarkedNodes(t *testing.T) {
 	}
 	names := []string{"lost", "fresh", "held", "failed", "done", "escalated", "live"}
 	cl := testenv.NewCluster(t, testenv.ClusterOptions{Nodes: names})
-	r := testenv.NewRedis(t)
-	rdb := r.Client(0)
-	defer rdb.Close()
+	rdb := testenv.NewRedisClient(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	nodes := &kube.Nodes{Client: cl.Client, Instance: "test"}

@@ -52,9 +52,7 @@ func TestLostEntryIsRequeuedAndResumed(t *testing.T) {
 	}
 	for name, lose := range losses {
 		t.Run(name, func(t *testing.T) {
-			r := testenv.NewRedis(t)
-			rdb := r.Client(0)
-			defer rdb.Close()
+			rdb := testenv.NewRedisClient(t)
 			ctx := context.Background()
 			s := newSteps()
 			reg := s.registry(t)
@@ -114,9 +112,7 @@ func TestHeldRunIsNotTouched(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs redis-server (integration)")
 	}
-	r := testenv.NewRedis(t)
-	rdb := r.Client(0)
-	defer rdb.Close()
+	rdb := testenv.NewRedisClient(t)
 	ctx := context.Background()
 	s := newSteps()
 	reg := s.registry(t)
@@ -175,9 +171,7 @@ func TestWaitingRunsAreNotDuplicated(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs redis-server (integration)")
 	}
-	r := testenv.NewRedis(t)
-	rdb := r.Client(0)
-	defer rdb.Close()
+	rdb := testenv.NewRedisClient(t)
 	ctx := context.Background()
 	s := newSteps()
 	reg := s.registry(t)

@@ -35,8 +35,7 @@ func unfencedSave(ctx context.Context, s *Store, r *runbooks.Run) error {
 //	go test -run '^$' -bench Save -benchtime 5000x ./internal/runstore/
 func BenchmarkSave(b *testing.B) {
 	r := testenv.NewRedis(b)
-	c := r.Client(0)
-	defer c.Close()
+	c := r.ClientFor(b, 0)
 	s := New(c, "bench", time.Hour)
 	ctx := context.Background()
 	run := &runbooks.Run{ID: "r", Node: "node-1", Runbook: "reboot", Status: runbooks.StatusRunning, Fence: 1_700_000_000_000_000,
@@ -68,8 +67,7 @@ func BenchmarkSave(b *testing.B) {
 //	go test -run '^$' -bench List400 ./internal/runstore/
 func BenchmarkList400(b *testing.B) {
 	r := testenv.NewRedis(b)
-	c := r.Client(0)
-	defer c.Close()
+	c := r.ClientFor(b, 0)
 	s := New(c, "bench", time.Hour)
 	ctx := context.Background()
 	for i := range 400 {

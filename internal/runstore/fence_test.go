@@ -20,9 +20,7 @@ func TestSaveIsFenced(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs redis-server (integration)")
 	}
-	r := testenv.NewRedis(t)
-	c := r.Client(0)
-	defer c.Close()
+	c := testenv.NewRedisClient(t)
 	reg := prometheus.NewRegistry()
 	s := New(c, "t", time.Hour, Options{Registerer: reg})
 	ctx := context.Background()

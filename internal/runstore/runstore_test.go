@@ -20,8 +20,7 @@ func TestSaveLoadList(t *testing.T) {
 		t.Skip("needs redis-server (integration)")
 	}
 	r := testenv.NewRedis(t)
-	c := r.Client(0)
-	defer c.Close()
+	c := r.ClientFor(t, 0)
 	s := New(c, "t", time.Hour)
 	ctx := context.Background()
 	base := time.Now().Truncate(time.Millisecond)

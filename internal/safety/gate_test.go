@@ -39,9 +39,7 @@ func newRedisGate(t *testing.T, l Limits, nodes staticNodes) *Gate {
 	if testing.Short() {
 		t.Skip("needs redis-server (integration)")
 	}
-	r := testenv.NewRedis(t)
-	rdb := r.Client(0)
-	t.Cleanup(func() { rdb.Close() })
+	rdb := testenv.NewRedisClient(t)
 	return &Gate{L: l, Redis: rdb, Prefix: "t", Nodes: nodes, Log: slog.New(slog.DiscardHandler),
 		Slots: locks.NewSlots(rdb, "t"), Rate: locks.NewRateLimiter(rdb, "t"), Window: locks.NewWindow(rdb, "t")}
 }

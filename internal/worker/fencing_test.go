@@ -43,9 +43,7 @@ func TestWorkerLocksBeforeLoading(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs redis-server (integration)")
 	}
-	r := testenv.NewRedis(t)
-	rdb := r.Client(0)
-	defer rdb.Close()
+	rdb := testenv.NewRedisClient(t)
 	s := &steps{n: map[string]int{}, blocked: make(chan struct{})}
 	book := s.book()
 	book.Steps[1].Do = book.Steps[0].Do // no blocking here: count only
@@ -126,9 +124,7 @@ func TestSlotKeptWhenLeaseLost(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs redis-server (integration)")
 	}
-	r := testenv.NewRedis(t)
-	rdb := r.Client(0)
-	defer rdb.Close()
+	rdb := testenv.NewRedisClient(t)
 	s := &steps{n: map[string]int{}, blocked: make(chan struct{})}
 	reg, err := runbooks.NewRegistry(s.book())
 	if err != nil {
