@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -82,6 +83,18 @@ func TestAPIAndHealth(t *testing.T) {
 		if rec.Code != tc.code || !strings.Contains(rec.Body.String(), tc.want) {
 			t.Errorf("GET %s: %d %.200s; want %d with %s", tc.path, rec.Code, rec.Body, tc.code, tc.want)
 		}
+	}
+	// The list is the stored objects inside {"runs":[…]}, byte for byte
+	// what encoding the runs used to give (echo's c.JSON, newline included).
+	r1, _ := json.Marshal(fakeRuns{"r1": {ID: "r1", Node: "n1", Status: runbooks.StatusSucceeded}}["r1"])
+	rec := get(h, "/api/v1/runs")
+	if want := `{"runs":[` + string(r1) + `]}` + "\n"; rec.Body.String() != want || rec.Header().Get("Content-Type") != "application/json" ||
+		rec.Header().Get("Content-Length") != fmt.Sprint(len(want)) {
+		t.Errorf("GET /api/v1/runs: %q (%s, length %s); want %q", rec.Body, rec.Header().Get("Content-Type"), rec.Header().Get("Content-Length"), want)
+	}
+	empty := New(Options{Router: &config.Config{}, Intake: &fakeIntake{}, Runs: fakeRuns{}, Auth: config.Auth{AllowUnauthenticated: true}, Log: slog.New(slog.DiscardHandler)})
+	if rec := get(empty, "/api/v1/runs"); rec.Body.String() != `{"runs":[]}`+"\n" {
+		t.Errorf("GET /api/v1/runs with none: %q", rec.Body)
 	}
 	redisDown = errors.New("connection refused")
 	if rec := get(h, "/-/ready"); rec.Code != 503 || !strings.Contains(rec.Body.String(), "redis: connection refused") {

@@ -26,7 +26,7 @@ func (a *runsAPI) list(c echo.Context) error {
 		return echo.NewHTTPError(http.StatusServiceUnavailable, "cannot read runs: "+err.Error())
 	}
 	// {"runs":[…]} around the stored objects, written once with its length.
-	n := len(`{"runs":[]}`) + len(runs)
+	n := len(`{"runs":[]}`+"\n") + len(runs)
 	for _, r := range runs {
 		n += len(r)
 	}
@@ -38,7 +38,7 @@ func (a *runsAPI) list(c echo.Context) error {
 		}
 		out = append(out, r...)
 	}
-	out = append(out, "]}"...)
+	out = append(out, "]}\n"...) // the newline echo's c.JSON ends with, as before
 	c.Response().Header().Set(echo.HeaderContentLength, strconv.Itoa(len(out)))
 	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, out)
 }
