@@ -78,7 +78,7 @@ func (r *Redis) start(bin string) error {
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
 	r.cmd = cmd
-	if err := waitOwn(r.Addr, cmd.Process.Pid, done, 10*time.Second); err != nil {
+	if err := waitOwn(&redis.Options{Addr: r.Addr}, cmd.Process.Pid, done, 10*time.Second); err != nil {
 		return fmt.Errorf("%w\n%s", err, tailFile(logf.Name(), 10))
 	}
 	return nil
@@ -87,11 +87,14 @@ func (r *Redis) start(bin string) error {
 // errExited: the server exited before it listened (its port taken).
 var errExited = errors.New("redis-server exited before it listened")
 
-// waitOwn waits until the redis-server of process pid answers on addr:
-// by its process ID, since whoever took the port answers TCP too.
-func waitOwn(addr string, pid int, done <-chan struct{}, timeout time.Duration) error {
-	rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond,
-		ReadTimeout: 200 * time.Millisecond, ContextTimeoutEnabled: true})
+// waitOwn waits until the redis-server (or Sentinel) of process pid
+// answers at o.Addr (with o's password and TLS): by its process ID, since
+// whoever took the port answers TCP too.
+func waitOwn(o *redis.Options, pid int, done <-chan struct{}, timeout time.Duration) error {
+	opts := *o
+	opts.MaxRetries, opts.DialTimeout, opts.ReadTimeout, opts.ContextTimeoutEnabled = -1, 200*time.Millisecond, 200*time.Millisecond, true
+	addr := opts.Addr
+	rdb := redis.NewClient(&opts)
 	defer rdb.Close()
 	want := fmt.Sprintf("process_id:%d\r\n", pid)
 	deadline := time.Now().Add(timeout)

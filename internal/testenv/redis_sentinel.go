@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -124,13 +125,30 @@ func port(addr string) string {
 	return p
 }
 
+// startServer starts a redis-server of the set; a port taken between
+// FreePort and the bind (another test package) is retried on another.
 func (s *RedisSentinel) startServer(bin, name string, extra ...string) (string, error) {
+	var last error
+	for attempt := range 3 {
+		addr, err := s.startServerOnce(bin, fmt.Sprintf("%s-%d", name, attempt), name, extra...)
+		if err == nil {
+			return addr, nil
+		}
+		last = err
+		if !errors.Is(err, errExited) {
+			break
+		}
+	}
+	return "", last
+}
+
+func (s *RedisSentinel) startServerOnce(bin, dirName, name string, extra ...string) (string, error) {
 	p, err := FreePort()
 	if err != nil {
 		return "", err
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
-	d := filepath.Join(s.dir, name)
+	d := filepath.Join(s.dir, dirName)
 	if err := os.MkdirAll(d, 0o755); err != nil {
 		return "", err
 	}
@@ -143,10 +161,11 @@ func (s *RedisSentinel) startServer(bin, name string, extra ...string) (string, 
 	if err != nil {
 		return "", err
 	}
-	s.servers[addr] = pr
-	if err := waitTCP(addr, 10*time.Second); err != nil {
+	if err := waitOwn(&redis.Options{Addr: addr, Password: s.opts.Password}, pr.cmd.Process.Pid, pr.done, 10*time.Second); err != nil {
+		pr.stop(0)
 		return "", pr.fail(err)
 	}
+	s.servers[addr] = pr
 	return addr, nil
 }
 
@@ -185,7 +204,7 @@ sentinel parallel-syncs %[3]s 1
 	s.sentinels = append(s.sentinels, pr)
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
 	s.Sentinels = append(s.Sentinels, addr)
-	if err := waitTCP(addr, 10*time.Second); err != nil {
+	if err := waitOwn(&redis.Options{Addr: addr, Password: s.opts.SentinelPassword}, pr.cmd.Process.Pid, pr.done, 10*time.Second); err != nil {
 		return pr.fail(err)
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -14,6 +15,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // TestCA is a throw-away certificate authority with one server
@@ -101,7 +104,15 @@ func StartRedisTLS(dir string, ca *TestCA) (*RedisTLS, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := waitTCP(r.Addr, 10*time.Second); err != nil {
+	caPEM, err := os.ReadFile(ca.CAFile)
+	if err != nil {
+		r.Stop()
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	tlsConf := &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
+	if err := waitOwn(&redis.Options{Addr: r.Addr, TLSConfig: tlsConf}, r.p.cmd.Process.Pid, r.p.done, 10*time.Second); err != nil {
 		r.Stop()
 		return nil, r.p.fail(err)
 	}

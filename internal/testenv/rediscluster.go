@@ -114,7 +114,7 @@ func startClusterNodeRetrying(bin, dir string) (*clusterNode, error) {
 
 // waitListening waits until the node answers on its address (waitOwn).
 func (n *clusterNode) waitListening(timeout time.Duration) error {
-	return waitOwn(n.addr, n.cmd.Process.Pid, n.done, timeout)
+	return waitOwn(&redis.Options{Addr: n.addr}, n.cmd.Process.Pid, n.done, timeout)
 }
 
 // clusterPort is FreePort; a test takes a port first to see the retry.
