@@ -42,25 +42,40 @@ func StartRedis(dir string) (*Redis, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The port comes from FreePort, which closes its listener before the
-	// server binds it: a test package running beside this one can take it
-	// in between. Then the server is started again on another port.
-	var last error
-	for range 3 {
+	var r *Redis
+	err = onFreePort(func(int) error {
 		port, err := FreePort()
 		if err != nil {
-			return nil, err
+			return err
 		}
-		r := &Redis{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), dir: dir, port: port}
-		if last = r.start(bin); last == nil {
-			return r, nil
+		r = &Redis{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), dir: dir, port: port}
+		if err := r.start(bin); err != nil {
+			if !errors.Is(err, errExited) {
+				r.Stop()
+			}
+			return err
 		}
-		if !errors.Is(last, errExited) {
-			r.Stop()
-			break
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// onFreePort calls start (a server started on a port from FreePort) up to
+// three times while it fails with errExited. FreePort closes its listener
+// before the server binds the port, and a test package running beside
+// this one can take it in between (seen in make test: "Failed listening on
+// port … aborting"); then the server is started again on another port.
+func onFreePort(start func(attempt int) error) error {
+	var err error
+	for attempt := range 3 {
+		if err = start(attempt); !errors.Is(err, errExited) {
+			return err
 		}
 	}
-	return nil, last
+	return err
 }
 
 func (r *Redis) start(bin string) error {

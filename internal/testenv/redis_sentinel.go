@@ -2,7 +2,6 @@ package testenv
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -125,21 +124,16 @@ func port(addr string) string {
 	return p
 }
 
-// startServer starts a redis-server of the set; a port taken between
-// FreePort and the bind (another test package) is retried on another.
+// startServer starts a redis-server of the set, on another port if its
+// own was taken (onFreePort).
 func (s *RedisSentinel) startServer(bin, name string, extra ...string) (string, error) {
-	var last error
-	for attempt := range 3 {
-		addr, err := s.startServerOnce(bin, fmt.Sprintf("%s-%d", name, attempt), name, extra...)
-		if err == nil {
-			return addr, nil
-		}
-		last = err
-		if !errors.Is(err, errExited) {
-			break
-		}
-	}
-	return "", last
+	var addr string
+	err := onFreePort(func(attempt int) error {
+		var err error
+		addr, err = s.startServerOnce(bin, fmt.Sprintf("%s-%d", name, attempt), name, extra...)
+		return err
+	})
+	return addr, err
 }
 
 func (s *RedisSentinel) startServerOnce(bin, dirName, name string, extra ...string) (string, error) {

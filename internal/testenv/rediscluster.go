@@ -2,7 +2,6 @@ package testenv
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -86,30 +85,27 @@ func StartRedisCluster(ctx context.Context, dir string) (*RedisCluster, error) {
 	return c, nil
 }
 
-// startClusterNodeRetrying starts a node and waits until it listens. Its
-// two ports come from FreePort, which closes its listener before the node
-// binds them: a test package running beside this one can take one in
-// between (seen in make test: "Failed listening on port … (cluster),
-// aborting"). Then the node is started again on other ports, up to three
-// times.
+// startClusterNodeRetrying starts a node and waits until it listens, on
+// other ports if its own were taken (onFreePort).
 func startClusterNodeRetrying(bin, dir string) (*clusterNode, error) {
-	var last error
-	for attempt := range 3 {
-		n, err := startClusterNode(bin, filepath.Join(dir, fmt.Sprintf("attempt%d", attempt)))
+	var n *clusterNode
+	err := onFreePort(func(attempt int) error {
+		var err error
+		n, err = startClusterNode(bin, filepath.Join(dir, fmt.Sprintf("attempt%d", attempt)))
 		if err != nil {
-			return nil, err
+			return err
 		}
-		if err = n.waitListening(10 * time.Second); err == nil {
-			return n, nil
+		if err := n.waitListening(10 * time.Second); err != nil {
+			tail := tailFile(n.log, 20)
+			n.stop()
+			return fmt.Errorf("%w\n%s", err, tail)
 		}
-		tail := tailFile(n.log, 20)
-		n.stop()
-		last = fmt.Errorf("%w\n%s", err, tail)
-		if !errors.Is(err, errExited) {
-			break
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	return nil, last
+	return n, nil
 }
 
 // waitListening waits until the node answers on its address (waitOwn).
