@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestClusterNodeRetriesATakenPort: a cluster node whose port was taken
@@ -44,7 +45,7 @@ func TestClusterNodeRetriesATakenPort(t *testing.T) {
 	if !strings.Contains(string(log), "in use") && !strings.Contains(string(log), "Failed listening") {
 		t.Errorf("first attempt's log does not say the port was taken:\n%s", log)
 	}
-	if err := waitTCP(n.addr, 0); err != nil {
+	if err := n.waitListening(time.Second); err != nil {
 		t.Errorf("node does not answer: %v", err)
 	}
 }

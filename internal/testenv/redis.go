@@ -184,21 +184,6 @@ func FreePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func waitTCP(addr string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s did not accept connections within %s: %w", addr, timeout, err)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-}
-
 // tailFile returns the last n lines of a log file, for error messages.
 func tailFile(path string, n int) string {
 	f, err := os.Open(path)
