@@ -88,8 +88,7 @@ type Sender struct {
 	client *http.Client
 	mu     sync.Mutex
 	next   int
-	lat    []time.Duration
-	byURL  map[string][]time.Duration
+	byURL  map[string][]time.Duration // latencies per webhook
 	codes  map[int]int
 }
 
@@ -120,7 +119,6 @@ func (s *Sender) Post(ctx context.Context, body []byte) (int, error) {
 	}
 	d := time.Since(t0)
 	s.mu.Lock()
-	s.lat = append(s.lat, d)
 	s.byURL[url] = append(s.byURL[url], d)
 	s.codes[code]++
 	s.mu.Unlock()
@@ -159,7 +157,10 @@ func (s *Sender) Spread(ctx context.Context, bodies [][]byte, window time.Durati
 func (s *Sender) Stats() ([]time.Duration, map[int]int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	lat := slices.Clone(s.lat)
+	var lat []time.Duration
+	for _, l := range s.byURL {
+		lat = append(lat, l...)
+	}
 	slices.Sort(lat)
 	codes := map[int]int{}
 	for k, v := range s.codes {
@@ -185,5 +186,5 @@ func (s *Sender) PerURL() [][]time.Duration {
 func (s *Sender) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.lat, s.codes, s.byURL = nil, map[int]int{}, map[string][]time.Duration{}
+	s.codes, s.byURL = map[int]int{}, map[string][]time.Duration{}
 }

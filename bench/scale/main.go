@@ -215,7 +215,7 @@ func run(ctx context.Context, f flags, out io.Writer) error {
 		} else {
 			t.row(name, "p99 ≤ 5 ms",
 				fmt.Sprintf("p50 %s p99 %s max %s; %d sent, %.1f/s answered, %d late, %v; inside the receivers p99 ≤ %s, %.1f %% ≤ 5 ms", ms(Percentile(l.Latencies, .5)), ms(Percentile(l.Latencies, .99)), ms(Percentile(l.Latencies, 1)),
-					l.Sent, l.Achieved, l.Late, l.Codes, ms(l.ServerP99), 100*l.ServerUnder5ms)+perReplica(e, l.PerReplica), Percentile(l.Latencies, .99) <= 5*time.Millisecond && l.Codes[200] == l.Sent)
+					l.Sent, l.Achieved, l.Late, l.Codes, ms(l.ServerP99), 100*l.ServerUnder5ms)+perReplica(e, l.PerURL), Percentile(l.Latencies, .99) <= 5*time.Millisecond && l.Codes[200] == l.Sent)
 		}
 	}
 	if d := drain; d != nil {

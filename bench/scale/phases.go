@@ -279,10 +279,7 @@ func Wave(ctx context.Context, e *Env, obs *Observer, nodes []string, timeout ti
 		}
 		lwg.Go(func() {
 			sleep(ctx, e.O.Settle) // the runs have started
-			lr, err := RunLoad(ctx, e, *load)
-			if err != nil {
-				lr.Err = err
-			}
+			lr := RunLoad(ctx, e, *load)
 			res.Load = &lr
 		})
 	}
@@ -419,15 +416,13 @@ type LoadSpec struct {
 	InProcess bool
 }
 
-// LoadResult is the webhook's latency under load.
+// LoadResult is the webhook's latency under load: what the sender
+// measured (PerURL is each replica's share, in Env's order) and more.
 type LoadResult struct {
-	Sent, Late int
-	Latencies  []time.Duration
-	PerReplica [][]time.Duration // each replica's share, as Latencies
-	Codes      map[int]int
-	Achieved   float64 // payloads per second answered
-	Sender     string  // where it ran
-	Err        error   // the sender process failed
+	loadOut
+	Achieved float64 // payloads per second answered
+	Sender   string  // where it ran
+	Err      error   // the sender process failed
 	// Inside the receivers (their webhook duration histograms): the
 	// bucket bound under which 99 % were answered, and the share under 5 ms.
 	ServerP99      time.Duration
@@ -435,8 +430,8 @@ type LoadResult struct {
 }
 
 // RunLoad sends payloads at a fixed rate (sendAtRate), from a process of
-// its own unless l.InProcess.
-func RunLoad(ctx context.Context, e *Env, l LoadSpec) (LoadResult, error) {
+// its own unless l.InProcess; a sender that failed is in Err.
+func RunLoad(ctx context.Context, e *Env, l LoadSpec) LoadResult {
 	var pool []Alert
 	pool = append(pool, l.Alerts...)
 	pool = append(pool, l.Resolved...)
@@ -450,21 +445,18 @@ func RunLoad(ctx context.Context, e *Env, l LoadSpec) (LoadResult, error) {
 	}
 	res := LoadResult{Sender: "a process of its own"}
 	h0, herr := e.WebhookBuckets(ctx)
-	var out loadOut
 	if l.InProcess {
 		res.Sender = "the harness's process"
-		out = sendAtRate(ctx, NewSender(e.urls(), e.Token), body, l.Rate, l.For)
+		res.loadOut = sendAtRate(ctx, NewSender(e.urls(), e.Token), body, l.Rate, l.For)
 	} else {
-		var err error
-		out, err = sendFromProcess(ctx, loadJob{URLs: e.urls(), Token: e.Token, Body: body, Rate: l.Rate, For: l.For})
-		if err != nil {
-			return res, err
+		res.loadOut, res.Err = sendFromProcess(ctx, loadJob{URLs: e.urls(), Token: e.Token, Body: body, Rate: l.Rate, For: l.For})
+		if res.Err != nil {
+			return res
 		}
 	}
-	res.Sent, res.Late, res.Latencies, res.Codes, res.PerReplica = out.Sent, out.Late, out.Latencies, out.Codes, out.PerURL
-	res.Achieved = float64(len(out.Latencies)) / out.Elapsed.Seconds()
+	res.Achieved = float64(len(res.Latencies)) / res.Elapsed.Seconds()
 	if h1, err := e.WebhookBuckets(ctx); err == nil && herr == nil {
 		res.ServerP99, res.ServerUnder5ms = BucketQuantile(h0, h1, .99)
 	}
-	return res, nil
+	return res
 }
