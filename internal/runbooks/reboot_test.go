@@ -1,9 +1,11 @@
 package runbooks
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -372,13 +374,7 @@ func (m *machine) Reset(_ context.Context, _ string, kind string) (string, error
 	m.resets = append(m.resets, kind)
 	switch kind {
 	case PowerSoft:
-		for _, s := range m.script {
-			time.AfterFunc(s.after, func() {
-				m.mu.Lock()
-				defer m.mu.Unlock()
-				s.do(m)
-			})
-		}
+		go m.play(time.Now())
 		return "GracefulRestart", nil
 	case PowerHard:
 		m.power, m.ready, m.stopped, m.lease = StateOff, "Unknown", true, time.Now()
@@ -387,6 +383,24 @@ func (m *machine) Reset(_ context.Context, _ string, kind string) (string, error
 		return "ForceRestart", nil
 	}
 	return "", fmt.Errorf("machine: reset %s not scripted", kind)
+}
+
+// play runs the script from one goroutine, in order of time: the scenes
+// due at the same time are applied under one hold of the lock, so a
+// reader never sees half of an instant (one timer per scene let a poll see
+// BootProgress None while the power still read PoweringOff).
+func (m *machine) play(start time.Time) {
+	script := slices.Clone(m.script)
+	slices.SortStableFunc(script, func(a, b scene) int { return cmp.Compare(a.after, b.after) })
+	for i := 0; i < len(script); {
+		time.Sleep(time.Until(start.Add(script[i].after)))
+		m.mu.Lock()
+		at := script[i].after
+		for ; i < len(script) && script[i].after == at; i++ {
+			script[i].do(m)
+		}
+		m.mu.Unlock()
+	}
 }
 
 // up: the OS runs again, with a new boot ID. Call with m.mu held.
