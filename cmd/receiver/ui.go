@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/redis/go-redis/v9"
 	"gopkg.in/yaml.v3"
@@ -51,7 +52,7 @@ func uiOptions(e uiEnv) *ui.Options {
 		Runs:  e.store,
 		Nodes: &uiNodes{cache: e.cache, client: e.client, exclude: e.cfg.Safety.ExcludeLabel},
 		Actions: &uiActions{rdb: e.rdb, prefix: e.cfg.Redis.KeyPrefix, nodes: e.nodes, client: e.client,
-			dryRun: e.o.DryRun},
+			dryRun: e.o.DryRun, nodeWindow: time.Duration(e.cfg.Safety.NodeRuns.Window)},
 		Runbooks:        e.runbooks,
 		AlertmanagerURL: e.o.UIAlertmanagerURL,
 		Identity:        webIdentity(e.o.WebConfigFile),
@@ -229,13 +230,17 @@ func (n *uiNodes) Events(ctx context.Context, name string) ([]ui.Event, error) {
 
 // uiActions are the page's mutations: the global pause (as `receiver
 // pause`) and clearing a node's escalation (as `kubectl label node N
-// node-healer.io/needs-attention-`, plus the annotations and an Event).
+// node-healer.io/needs-attention-`, plus the annotations, an Event, and
+// the node's per-node run count, which kubectl cannot reset).
 type uiActions struct {
 	rdb    redis.UniversalClient
 	prefix string
 	nodes  *kube.Nodes
 	client kubernetes.Interface
 	dryRun bool
+	// nodeWindow is safety.node_runs.window: clearing an escalation
+	// forgets the node's runs counted within it.
+	nodeWindow time.Duration
 }
 
 func (a *uiActions) Pause(ctx context.Context, by, reason string) error {
@@ -261,6 +266,15 @@ func (a *uiActions) ClearEscalation(ctx context.Context, node, by, reason string
 		return &ui.Error{Code: http.StatusConflict, Msg: "this receiver runs with --dry-run: it changes no node"}
 	}
 	run := n.Annotations[runbooks.AnnotationEscalatedBy]
+	// The run count first: if Redis is down nothing changed and the human
+	// can try again; a count reset on a node still marked changes nothing
+	// that matters.
+	forgot := 0
+	if a.nodeWindow > 0 {
+		if forgot, err = safety.ResetNodeRuns(ctx, a.rdb, a.prefix, node, a.nodeWindow); err != nil {
+			return fmt.Errorf("reset the per-node run count of %s in Redis (nothing was changed; try again): %w", node, err)
+		}
+	}
 	err = a.nodes.Annotate(ctx, node,
 		map[string]*string{runbooks.AnnotationNeedsAttention: nil, runbooks.AnnotationEscalatedBy: nil},
 		map[string]*string{runbooks.LabelNeedsAttention: nil})
@@ -271,6 +285,10 @@ func (a *uiActions) ClearEscalation(ctx context.Context, node, by, reason string
 	if run != "" {
 		msg += " (run " + run + ")"
 	}
-	_ = a.nodes.Event(ctx, node, "Normal", "NodeHealerEscalationCleared", msg+": "+strings.TrimSpace(reason))
+	msg += ": " + strings.TrimSpace(reason)
+	if forgot > 0 {
+		msg += fmt.Sprintf(" (per-node run count reset: %d run(s) within %s forgotten)", forgot, model.Duration(a.nodeWindow))
+	}
+	_ = a.nodes.Event(ctx, node, "Normal", "NodeHealerEscalationCleared", msg)
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/node-healer/node-healer/internal/locks"
 	"github.com/node-healer/node-healer/internal/runbooks"
 	"github.com/node-healer/node-healer/internal/safety"
 	"github.com/node-healer/node-healer/internal/testenv"
@@ -243,12 +244,29 @@ func TestUIAuthCSRFAndActions(t *testing.T) {
 		t.Errorf("node page does not say which run cordoned it:\n%s", np)
 	}
 
-	// Clear an escalation: the marks go, the cordon stays, an Event says who.
-	patch := fmt.Sprintf(`{"metadata":{"labels":{%q:"true"},"annotations":{%q:"drain did not finish",%q:"run-esc-1"}}}`,
-		runbooks.LabelNeedsAttention, runbooks.AnnotationNeedsAttention, runbooks.AnnotationEscalatedBy)
-	if _, err := cluster.Client.CoreV1().Nodes().Patch(ctx, "ui-esc", types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
-		t.Fatal(err)
+	// An escalation for real: ui-esc already had the per-node cap's runs
+	// (safety.node_runs, 3 a day by default), so the next one is handed
+	// to a human.
+	rdb := rec.Redis.Client(0)
+	defer rdb.Close()
+	window := locks.NewWindow(rdb, "node-healer")
+	for _, id := range []string{"earlier-1", "earlier-2", "earlier-3"} {
+		if _, err := window.Record(ctx, "node-runs:ui-esc", id, 24*time.Hour); err != nil {
+			t.Fatal(err)
+		}
 	}
+	tok = b.token("/nodes/ui-esc")
+	code, _, h = b.do(http.MethodPost, "/actions/heal", url.Values{"node": {"ui-esc"}, "runbook": {"cordon"}, "reason": {"disk noise again"}, "csrf": {tok}})
+	if code != http.StatusSeeOther || !strings.HasPrefix(h.Get("Location"), "/runs/") {
+		t.Fatalf("heal of ui-esc: %d %v", code, h)
+	}
+	escID, _, _ := strings.Cut(strings.TrimPrefix(h.Get("Location"), "/runs/"), "?")
+	if run := b.waitRun(escID, 30*time.Second); run.Status != runbooks.StatusEscalated || !strings.Contains(run.Error, "cap 3") {
+		t.Fatalf("run past the per-node cap: %s %q, want escalated by the cap", run.Status, run.Error)
+	}
+
+	// Clear the escalation: the marks go, an Event says who, and the
+	// node's run count starts again.
 	waitFor(t, "the escalated node on the overview", 10*time.Second, func() bool {
 		return strings.Contains(b.page("/"), `data-node="ui-esc"`)
 	})
@@ -270,12 +288,15 @@ func TestUIAuthCSRFAndActions(t *testing.T) {
 	if n.Labels[runbooks.LabelNeedsAttention] != "" || n.Annotations[runbooks.AnnotationNeedsAttention] != "" || n.Annotations[runbooks.AnnotationEscalatedBy] != "" {
 		t.Errorf("marks left: labels %v annotations %v", n.Labels, n.Annotations)
 	}
+	if n, err := window.Count(ctx, "node-runs:ui-esc", 24*time.Hour); n != 0 || err != nil {
+		t.Errorf("per-node run count after clearing: %d, %v; want 0", n, err)
+	}
 	if code, body, _ := b.do(http.MethodPost, "/actions/clear-escalation", url.Values{"node": {"ui-esc"}, "reason": {"again"}, "csrf": {tok}}); code != http.StatusConflict {
 		t.Errorf("clearing twice: %d %s", code, body)
 	}
 	var cleared bool
 	for _, e := range nodeEvents(t, "ui-esc") {
-		if e.Reason == "NodeHealerEscalationCleared" && strings.Contains(e.Message, "by "+webUser+" (run run-esc-1): replaced the DIMM") {
+		if e.Reason == "NodeHealerEscalationCleared" && strings.Contains(e.Message, "by "+webUser+" (run "+escID+"): replaced the DIMM (per-node run count reset: 3 run(s) within 1d forgotten)") {
 			cleared = true
 		}
 	}
@@ -295,6 +316,45 @@ func TestUIAuthCSRFAndActions(t *testing.T) {
 	}
 	if strings.Contains(log, webPassword) {
 		t.Error("the password is in the log")
+	}
+}
+
+// TestUIClearEscalationRedisDown: with Redis unreachable, clearing an
+// escalation fails with the reason (503, an error log line) and changes
+// nothing on the node; once Redis is back the same form clears it.
+func TestUIClearEscalationRedisDown(t *testing.T) {
+	rec := startUIReceiver(t, "", defaultRoutes, "ui-redis-down", nil)
+	createNodes(t, "ui-esc-rd")
+	ctx := context.Background()
+	patch := fmt.Sprintf(`{"metadata":{"labels":{%q:"true"},"annotations":{%q:"node not back after a power-cycle"}}}`,
+		runbooks.LabelNeedsAttention, runbooks.AnnotationNeedsAttention)
+	if _, err := cluster.Client.CoreV1().Nodes().Patch(ctx, "ui-esc-rd", types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t, rec.URL, webUser, webPassword)
+	tok := b.token("/nodes/ui-esc-rd")
+
+	rec.Redis.Stop()
+	code, body, _ := b.do(http.MethodPost, "/actions/clear-escalation", url.Values{"node": {"ui-esc-rd"}, "reason": {"reseated the NIC"}, "csrf": {tok}})
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "reset the per-node run count of ui-esc-rd in Redis (nothing was changed; try again)") {
+		t.Errorf("clear with Redis down: %d %s", code, body)
+	}
+	if n := node(t, "ui-esc-rd"); n.Labels[runbooks.LabelNeedsAttention] == "" || n.Annotations[runbooks.AnnotationNeedsAttention] == "" {
+		t.Errorf("a failed clear changed the node: labels %v annotations %v", n.Labels, n.Annotations)
+	}
+	if log := rec.Log.String(); !strings.Contains(log, `msg="ui action refused" path=/actions/clear-escalation user=`+webUser+" code=503") {
+		t.Errorf("no error line for the failed clear:\n%s", log)
+	}
+
+	if err := rec.Redis.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	code, _, h := b.do(http.MethodPost, "/actions/clear-escalation", url.Values{"node": {"ui-esc-rd"}, "reason": {"reseated the NIC"}, "csrf": {tok}})
+	if code != http.StatusSeeOther || !strings.HasPrefix(h.Get("Location"), "/nodes/ui-esc-rd?done=") {
+		t.Fatalf("clear once Redis is back: %d %v", code, h)
+	}
+	if n := node(t, "ui-esc-rd"); n.Labels[runbooks.LabelNeedsAttention] != "" {
+		t.Errorf("label left after clearing: %v", n.Labels)
 	}
 }
 

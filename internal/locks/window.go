@@ -58,6 +58,20 @@ func (w *Window) Count(ctx context.Context, key string, window time.Duration) (i
 	return n, nil
 }
 
+// Clear forgets every event under key and returns how many were in the
+// window ending now (a human reset the count, e.g. after fixing a node).
+func (w *Window) Clear(ctx context.Context, key string, window time.Duration) (int, error) {
+	window, err := checkWindow(key, window)
+	if err != nil {
+		return 0, err
+	}
+	n, err := windowClearScript.Run(ctx, w.rdb, []string{w.windowKey(key)}, window.Milliseconds()).Int()
+	if err != nil {
+		return 0, fmt.Errorf("locks: clear window %q: %w", key, err)
+	}
+	return n, nil
+}
+
 // Oldest returns when the oldest event in the window ending now was
 // recorded, in Redis time; the count drops by one at Oldest + window. It is
 // the zero Time when the window is empty.
@@ -117,4 +131,12 @@ var windowOldestScript = redis.NewScript(windowNow("1") + `
 local v = redis.call('ZRANGEBYSCORE', KEYS[1], string.format('(%d', from), '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
 if not v[2] then return 0 end
 return tonumber(v[2])
+`)
+
+// windowClearScript: KEYS[1] window key; ARGV[1] window in ms. Deletes the
+// key and returns how many events were inside the window.
+var windowClearScript = redis.NewScript(windowNow("1") + `
+local n = redis.call('ZCOUNT', KEYS[1], string.format('(%d', from), '+inf')
+redis.call('DEL', KEYS[1])
+return n
 `)

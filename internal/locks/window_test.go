@@ -49,6 +49,38 @@ func TestWindowCountsAndIsIdempotent(t *testing.T) {
 	}
 }
 
+// Clear forgets the key's events (and says how many were inside the
+// window), leaves other keys alone, and the key counts from zero again.
+func TestWindowClear(t *testing.T) {
+	_, rdb := newRedis(t)
+	w := locks.NewWindow(rdb, "t")
+	ctx := context.Background()
+	const day = 24 * time.Hour
+	for _, id := range []string{"run-1", "run-2", "run-3"} {
+		if _, err := w.Record(ctx, "node-a", id, day); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustRecord(t, w, "node-b", "run-9", day, 1)
+	if n, err := w.Clear(ctx, "node-a", day); n != 3 || err != nil {
+		t.Fatalf("Clear = %d, %v; want 3", n, err)
+	}
+	if n, err := w.Count(ctx, "node-a", day); n != 0 || err != nil {
+		t.Errorf("Count after Clear = %d, %v; want 0", n, err)
+	}
+	if n, _ := w.Count(ctx, "node-b", day); n != 1 {
+		t.Errorf("Clear of node-a changed node-b: Count = %d, want 1", n)
+	}
+	if n, err := w.Clear(ctx, "node-a", day); n != 0 || err != nil {
+		t.Errorf("Clear of an empty key = %d, %v; want 0", n, err)
+	}
+	// A run recorded before the clear counts again if recorded again.
+	mustRecord(t, w, "node-a", "run-1", day, 1)
+	if _, err := w.Clear(ctx, "", day); err == nil {
+		t.Error("Clear of an empty key name: no error")
+	}
+}
+
 func TestWindowSlides(t *testing.T) {
 	_, rdb := newRedis(t)
 	w := locks.NewWindow(rdb, "t")

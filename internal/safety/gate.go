@@ -244,7 +244,7 @@ func (g *Gate) Admit(ctx context.Context, run *runbooks.Run) (runbooks.Decision,
 			}
 		}
 		if g.L.NodeRuns > 0 && !run.DryRun {
-			n, err := g.Window.Count(ctx, "node-runs:"+run.Node, g.L.NodeWindow)
+			n, err := g.Window.Count(ctx, nodeRunsKey(run.Node), g.L.NodeWindow)
 			if err != nil {
 				return runbooks.Decision{}, fmt.Errorf("per-node run count: %w", err)
 			}
@@ -285,7 +285,7 @@ func (g *Gate) Admit(ctx context.Context, run *runbooks.Run) (runbooks.Decision,
 		return runbooks.Decision{Kind: "concurrency", Reason: fmt.Sprintf("%d run(s) already going cluster-wide (cap %d)", held, g.L.MaxRuns), RetryAt: g.now().Add(g.L.SlotTTL / 3)}, nil
 	}
 	if !run.Admitted && g.L.NodeRuns > 0 {
-		if _, err := g.Window.Record(ctx, "node-runs:"+run.Node, run.ID, g.L.NodeWindow); err != nil {
+		if _, err := g.Window.Record(ctx, nodeRunsKey(run.Node), run.ID, g.L.NodeWindow); err != nil {
 			g.Done(ctx, run)
 			return runbooks.Decision{}, fmt.Errorf("record the run: %w", err)
 		}

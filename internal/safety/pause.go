@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/node-healer/node-healer/internal/locks"
 )
 
 // PauseInfo says who paused node-healer, when and why.
@@ -44,4 +46,16 @@ func Paused(ctx context.Context, rdb redis.UniversalClient, prefix string) (*Pau
 		return &PauseInfo{By: "unknown", Reason: "unreadable pause record"}, nil
 	}
 	return p, nil
+}
+
+// nodeRunsKey is the locks.Window key of the runs counted toward the
+// per-node cap (safety.node_runs).
+func nodeRunsKey(node string) string { return "node-runs:" + node }
+
+// ResetNodeRuns forgets the runs counted toward node's per-node cap, for a
+// human who cleared its escalation: the next alert gets the cap's runs
+// again instead of escalating straight back. It returns how many runs
+// within window were forgotten.
+func ResetNodeRuns(ctx context.Context, rdb redis.UniversalClient, prefix, node string, window time.Duration) (int, error) {
+	return locks.NewWindow(rdb, prefix).Clear(ctx, nodeRunsKey(node), window)
 }
