@@ -119,6 +119,35 @@ func TestIPMISimPower(t *testing.T) {
 	waitCount(t, n2, "start", 3)
 }
 
+// A power-cycle of a node that is already off: ipmi_sim accepts the cycle
+// and powers the server on (one start, nothing else sent). The IPMI spec
+// also lets a BMC refuse the cycle while off (completion code); ipmi_sim
+// never does, so node-healer's off+on fallback for that is covered by
+// TestIPMICycleRefusedFallsBack against a fake.
+func TestIPMISimCycleWhileOff(t *testing.T) {
+	f, sims, _ := ipmiFleet(t, "secret", "n1")
+	ctx := context.Background()
+	n1 := sims["n1"]
+	if sent, err := f.Reset(ctx, "n1", bmc.Off); err != nil || sent != "chassis power off" {
+		t.Fatalf("Off = %q, %v", sent, err)
+	}
+	if st, err := f.WaitPowerState(ctx, "n1", bmc.StateOff, 10*time.Second); err != nil {
+		t.Fatalf("wait Off: %q, %v", st, err)
+	}
+	starts := n1.Count("start")
+	sent, err := f.ResetOnce(ctx, "n1", bmc.Hard, "run-off/power-cycle")
+	if err != nil || sent != "chassis power cycle" {
+		t.Fatalf("Hard while off = %q, %v (events %q)", sent, err, n1.Events())
+	}
+	waitCount(t, n1, "start", starts+1)
+	if st, err := f.WaitPowerState(ctx, "n1", bmc.StateOn, 10*time.Second); err != nil {
+		t.Fatalf("wait On after the cycle: %q, %v", st, err)
+	}
+	if off := n1.Count("off"); off != 1 {
+		t.Errorf("simulator saw %d power-offs, want only the first (events %q)", off, n1.Events())
+	}
+}
+
 // A hung OS ignores the soft shutdown: the soft reboot ends with an error
 // and power on is not sent.
 func TestIPMISimSoftIgnored(t *testing.T) {
