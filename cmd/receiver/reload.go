@@ -22,8 +22,9 @@ import (
 // liveConfig is the part of the configuration a reload (SIGHUP, POST
 // /-/reload) swaps without a restart: the routes (what the webhook
 // routes, with their runbook, params, dry_run, node label and maintenance
-// windows) and the webhook's bearer token (its file re-read). Components
-// read it per request or per step through Match, Auth and Windows; every
+// windows), the webhook's bearer token (its file re-read) and the
+// operator page's ui.operators. Components read it per request or per
+// step through Match, Auth, Windows and MayAct; every
 // other section is fixed at start-up, and a reload that changes one says
 // that a restart is required.
 type liveConfig struct {
@@ -98,6 +99,10 @@ func (l *liveConfig) Match(labels map[string]string) *config.Route {
 
 // Auth is the current webhook bearer token.
 func (l *liveConfig) Auth() config.Auth { return l.cur.Load().cfg.Webhook.Auth }
+
+// MayAct says whether user may act on the operator page, by the current
+// ui.operators (ui.Options.MayAct): a reload grants or takes it at once.
+func (l *liveConfig) MayAct(user string) (bool, string) { return l.cur.Load().cfg.UI.MayAct(user) }
 
 // Windows are a route's current maintenance windows (safety.Windows).
 func (l *liveConfig) Windows(route string) []safety.MaintenanceWindow {

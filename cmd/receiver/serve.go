@@ -195,7 +195,7 @@ func runServe(ctx context.Context, o serveOptions, logw io.Writer) error {
 		Reload: live.Reload, EnableLifecycle: o.EnableLifecycle,
 		Status: func(ctx context.Context) (any, error) { return gate.Status(ctx, store) }, Runs: store,
 		MaxBody: cfg.Webhook.MaxBodyBytes, DryRun: o.DryRun, Metrics: m, Gatherer: promReg, Log: log,
-		UI: uiOptions(uiEnv{cfg: cfg, o: o, rdb: rdb, gate: gate, store: store, client: client, cache: nodeCache, nodes: nodes, runbooks: reg.Names()}),
+		UI: uiOptions(uiEnv{cfg: cfg, live: live, o: o, rdb: rdb, gate: gate, store: store, client: client, cache: nodeCache, nodes: nodes, runbooks: reg.Names()}),
 		Ready: []handlers.Check{
 			{Name: "redis", Func: func(ctx context.Context) error { return redisconn.Ping(ctx, rdb) }},
 			{Name: "kubernetes", Func: func(ctx context.Context) error {

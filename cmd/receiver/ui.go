@@ -32,6 +32,7 @@ import (
 // uiEnv is what the operator page is built from in serve.
 type uiEnv struct {
 	cfg      *config.Config
+	live     *liveConfig // ui.operators, reloadable
 	o        serveOptions
 	rdb      redis.UniversalClient
 	gate     *safety.Gate
@@ -56,6 +57,7 @@ func uiOptions(e uiEnv) *ui.Options {
 		Runbooks:        e.runbooks,
 		AlertmanagerURL: e.o.UIAlertmanagerURL,
 		Identity:        webIdentity(e.o.WebConfigFile),
+		MayAct:          e.live.MayAct,
 		Refresh:         e.o.uiRefresh,
 	}
 	if o.AlertmanagerURL == "" {

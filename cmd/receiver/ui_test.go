@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -355,6 +356,59 @@ func TestUIClearEscalationRedisDown(t *testing.T) {
 	}
 	if n := node(t, "ui-esc-rd"); n.Labels[runbooks.LabelNeedsAttention] != "" {
 		t.Errorf("label left after clearing: %v", n.Labels)
+	}
+}
+
+// TestUIOperators: with ui.operators set, a signed-in user not listed
+// reads the page without forms and cannot act; a reload that lists them
+// lets them act at once, and one that takes them off refuses their next
+// action even with the page's token.
+func TestUIOperators(t *testing.T) {
+	rec := startUIReceiver(t, "ui:\n  operators: [oncall-lead]\n", defaultRoutes, "ui-operators",
+		func(o *serveOptions) { o.EnableLifecycle = true })
+	b := newBrowser(t, rec.URL, webUser, webPassword)
+	ov := b.page("/")
+	for _, want := range []string{`signed in as <b id="user">` + webUser + `</b> (read-only)`, "actions off: " + webUser + " is not in ui.operators (read-only)"} {
+		if !strings.Contains(ov, want) {
+			t.Errorf("overview for a user not in ui.operators lacks %q", want)
+		}
+	}
+	if strings.Contains(ov, `name="csrf"`) {
+		t.Error("the overview offers forms to a read-only user")
+	}
+
+	setOperators := func(list string) {
+		t.Helper()
+		cfg, err := os.ReadFile(rec.ConfigFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := strings.Index(string(cfg), "operators: [")
+		j := strings.Index(string(cfg)[i:], "]")
+		writeFile(t, rec.ConfigFile, string(cfg[:i])+"operators: ["+list+string(cfg[i+j:]))
+		if code, body, _ := b.do(http.MethodPost, "/-/reload", nil); code != http.StatusOK {
+			t.Fatalf("reload: %d %s", code, body)
+		}
+	}
+	setOperators("oncall-lead, " + webUser)
+	tok := b.token("/")
+	if code, _, h := b.do(http.MethodPost, "/actions/pause", url.Values{"reason": {"drill"}, "csrf": {tok}}); code != http.StatusSeeOther {
+		t.Fatalf("pause by an operator: %d %v", code, h)
+	}
+	if p := pausedNow(t, rec); p == nil || p.By != webUser {
+		t.Fatalf("pause state %+v", p)
+	}
+
+	setOperators("oncall-lead")
+	code, body, _ := b.do(http.MethodPost, "/actions/resume", url.Values{"csrf": {tok}})
+	if code != http.StatusForbidden || !strings.Contains(body, "refused: "+webUser+" is not in ui.operators (read-only)") {
+		t.Errorf("resume by a user no longer in ui.operators: %d %s", code, body)
+	}
+	if pausedNow(t, rec) == nil {
+		t.Error("a refused resume resumed")
+	}
+	if log := rec.Log.String(); !strings.Contains(log, `msg="ui action refused" path=/actions/resume user=`+webUser+" code=403") {
+		t.Error("no log line for the refused resume")
 	}
 }
 

@@ -39,6 +39,8 @@ type Config struct {
 	NodeExec     NodeExec      `yaml:"node_exec"`
 	// Notify: node-healer's own alerts, sent to the Alertmanagers above.
 	Notify Notify `yaml:"notify"`
+	// UI: who may act on the operator page (ui.go).
+	UI UI `yaml:"ui"`
 	// Gates asked before every destructive step of every route (gates.go).
 	Gates *Gates `yaml:"gates"`
 	// Hooks: HTTP POSTs of the run at points of its life (gates.go).
@@ -445,6 +447,9 @@ func loadFileMode(path string, knownRunbooks []string, mode secretMode) (*Config
 
 func (c *Config) validate(known []string) error {
 	if err := c.Notify.validate(); err != nil {
+		return err
+	}
+	if err := c.UI.validate(); err != nil {
 		return err
 	}
 	if err := c.Gates.validate("gates"); err != nil {

@@ -87,6 +87,9 @@ var rejections = map[string]string{
 	"bad.gate-handsoff-key.yml":           `gates.hands_off.annotations[0]: "not a key=1": key "not a key"`,
 	"bad.gate-handsoff-label-value.yml":   `gates.hands_off.labels[0]: "maintenance=in progress": value "in progress"`,
 	"bad.gate-handsoff-route.yml":         "routes[0].gates.hands_off.no_defaults: only in the global gates section",
+	"bad.ui-operators-dup.yml":            `ui.operators[2]: "alice" listed twice`,
+	"bad.ui-operators-cert.yml":           `ui.operators[0]: "cert:": a client certificate needs its common name`,
+	"bad.ui-operators-space.yml":          `ui.operators[0]: "alice ": a user name, without surrounding spaces`,
 }
 
 func TestRejections(t *testing.T) {
@@ -276,5 +279,24 @@ routes:
 	}
 	if got := c.Hooks[0].BearerTokenFile; got != "/etc/node-healer/secrets/ticket-token" {
 		t.Fatalf("bearer_token_file %q", got)
+	}
+}
+
+// MayAct: without ui.operators every authenticated user acts; with it only
+// those listed (exact names, "cert:CN" for certificates).
+func TestUIOperators(t *testing.T) {
+	var none UI
+	if ok, why := none.MayAct("anyone"); !ok || why != "" {
+		t.Errorf("no operators configured: MayAct = %v %q, want true", ok, why)
+	}
+	u := UI{Operators: []string{"alice", "cert:oncall"}}
+	for user, want := range map[string]bool{"alice": true, "cert:oncall": true, "bob": false, "Alice": false, "oncall": false, "": false} {
+		ok, why := u.MayAct(user)
+		if ok != want || ok != (why == "") {
+			t.Errorf("MayAct(%q) = %v %q, want %v", user, ok, why, want)
+		}
+	}
+	if _, why := u.MayAct("bob"); why != "bob is not in ui.operators (read-only)" {
+		t.Errorf("why = %q", why)
 	}
 }

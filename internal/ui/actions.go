@@ -109,6 +109,9 @@ func (u *UI) action(do actionFunc) echo.HandlerFunc {
 			}
 			return u.refuse(c, "", &Error{Code: http.StatusForbidden, Msg: msg})
 		}
+		if ok, why := u.o.MayAct(user); !ok {
+			return u.refuse(c, user, &Error{Code: http.StatusForbidden, Msg: "refused: " + why})
+		}
 		to, flash, err := do(c, user)
 		if err != nil {
 			return u.refuse(c, user, err)

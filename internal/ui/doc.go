@@ -13,7 +13,8 @@
 //
 // Actions are POST forms (pause, resume, manual heal, clear an
 // escalation). Each needs an authenticated user (Options.Identity: the
-// web configuration's basic auth user or client certificate), a valid
+// web configuration's basic auth user or client certificate) whom
+// Options.MayAct lets act (node-healer's ui.operators), a valid
 // CSRF token (a random value in a SameSite=Strict cookie that the form
 // must repeat) and a same-origin request (net/http's
 // CrossOriginProtection); each is audited (a log line with audit=true,

@@ -27,6 +27,11 @@ func (u *UI) newBase(c echo.Context, title string) base {
 	}
 	b.CanAct = b.User != "" && (u.o.Actions != nil || u.o.Heal != nil)
 	if b.CanAct {
+		if ok, why := u.o.MayAct(b.User); !ok {
+			b.CanAct, b.NoAuth = false, why
+		}
+	}
+	if b.CanAct {
 		b.CSRF = u.csrfToken(c)
 	}
 	return b

@@ -132,6 +132,9 @@ type Options struct {
 	// Identity names the person behind a request, or says why actions are
 	// refused (no authentication configured).
 	Identity func(r *http.Request) (string, error)
+	// MayAct says whether an authenticated user may act, and if not why
+	// (node-healer's ui.operators); nil: every authenticated user may.
+	MayAct func(user string) (bool, string)
 	// Refresh is the overview's auto-refresh period (default 10s).
 	Refresh time.Duration
 	// ListLimit bounds how many runs are read for a page (default 1000).
@@ -168,6 +171,9 @@ func New(o Options) (*UI, error) {
 		o.Identity = func(*http.Request) (string, error) {
 			return "", errors.New("no authentication configured")
 		}
+	}
+	if o.MayAct == nil {
+		o.MayAct = func(string) (bool, string) { return true, "" }
 	}
 	t, err := parseTemplates(o.AlertmanagerURL)
 	if err != nil {

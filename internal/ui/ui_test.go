@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -427,6 +428,55 @@ func TestActionsBadInput(t *testing.T) {
 	r := en.do(http.MethodPost, "/actions/resume", url.Values{"csrf": {token}}, hdr)
 	if r.code != 503 || !strings.Contains(r.body, "resume failed (Redis): redis: connection refused") {
 		t.Errorf("resume with redis down: %d %s", r.code, r.body)
+	}
+}
+
+// TestReadOnlyUser: a signed-in user MayAct refuses (not in ui.operators)
+// sees the pages without forms and why, and every action is refused with
+// 403, logged, and changes nothing, even with a valid CSRF token.
+func TestReadOnlyUser(t *testing.T) {
+	var operator atomic.Bool // read by the server's goroutines
+	operator.Store(true)
+	en := newEnv(t, oneOfEach(), func(o *Options) {
+		o.MayAct = func(user string) (bool, string) {
+			if operator.Load() {
+				return true, ""
+			}
+			return false, user + " is not in ui.operators (read-only)"
+		}
+	})
+	token, cookie := en.session() // taken while alice may still act
+	operator.Store(false)
+	for _, p := range []string{"/", "/nodes/n1"} {
+		r := en.get(p)
+		mustContain(t, p, r.body, `signed in as <b id="user">alice</b> (read-only)`, "actions off: alice is not in ui.operators (read-only)")
+		mustNotContain(t, p, r.body, "<form method=\"post\"", `name="csrf"`)
+	}
+	hdr := map[string]string{"Cookie": cookie}
+	for _, c := range []struct {
+		path string
+		form url.Values
+	}{
+		{"/actions/pause", url.Values{"csrf": {token}, "reason": {"x"}}},
+		{"/actions/resume", url.Values{"csrf": {token}}},
+		{"/actions/clear-escalation", url.Values{"csrf": {token}, "reason": {"x"}, "node": {"n1"}}},
+		{"/actions/heal", url.Values{"csrf": {token}, "reason": {"x"}, "node": {"n1"}, "runbook": {"cordon"}}},
+	} {
+		r := en.do(http.MethodPost, c.path, c.form, hdr)
+		if r.code != http.StatusForbidden || !strings.Contains(r.body, "refused: alice is not in ui.operators (read-only)") {
+			t.Errorf("%s by a read-only user: %d %s", c.path, r.code, r.body)
+		}
+	}
+	if got := en.actions.calls(); len(got) != 0 || len(en.heals) != 0 {
+		t.Fatalf("a read-only user acted: %v %v", got, en.heals)
+	}
+	if !strings.Contains(en.log.String(), `msg="ui action refused" path=/actions/pause user=alice code=403`) {
+		t.Errorf("no log line for the refusal:\n%s", en.log)
+	}
+	// An operator again: the same token works.
+	operator.Store(true)
+	if r := en.do(http.MethodPost, "/actions/pause", url.Values{"csrf": {token}, "reason": {"x"}}, hdr); r.code != http.StatusSeeOther {
+		t.Errorf("pause by an operator: %d %s", r.code, r.body)
 	}
 }
 
