@@ -12,13 +12,10 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
-	"encoding/pem"
 	"flag"
 	"fmt"
 	"io"
-	"log"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -75,18 +72,15 @@ func run(receiver string, nodesN, alertsN, perReq int) error {
 	if err != nil {
 		return err
 	}
-	srv := httptest.NewUnstartedServer(sim)
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	srv.StartTLS()
-	defer srv.Close()
-	_ = os.WriteFile(filepath.Join(dir, "ca.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600)
-	_ = os.WriteFile(filepath.Join(dir, "bmc-pw"), []byte("pw"), 0o600)
-	inv := "defaults: {username: admin, password_file: bmc-pw, ca_file: ca.pem}\nnodes:\n"
-	for _, n := range nodes {
-		inv += fmt.Sprintf("  %s: {endpoint: %s, system: %s}\n", n, srv.URL, n)
+	defer sim.Close()
+	srv, _, err := sim.ServeTLS(dir, nodes) // dir/inventory.yml, with its CA and password
+	if err != nil {
+		return err
 	}
-	_ = os.WriteFile(filepath.Join(dir, "inventory.yml"), []byte(inv), 0o600)
-	_ = os.WriteFile(filepath.Join(dir, "token"), []byte("storm-token"), 0o600)
+	defer srv.Close()
+	if err := os.WriteFile(filepath.Join(dir, "token"), []byte("storm-token"), 0o600); err != nil {
+		return err
+	}
 	// Shipped safety defaults (breaker 20 %, settle 5s, 1 run at a time,
 	// 1 reboot per 10 minutes); every alert routes to the reboot runbook.
 	cfg := fmt.Sprintf(`redis: {url: %q}
@@ -96,7 +90,9 @@ routes:
   - {name: reboot, matchers: ['alertname=~"Node.*"'], runbook: reboot}
 `, r.URL(0))
 	cfgFile := filepath.Join(dir, "node-healer.yml")
-	_ = os.WriteFile(cfgFile, []byte(cfg), 0o600)
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+		return err
+	}
 	logf, err := os.Create(filepath.Join(dir, "receiver.log"))
 	if err != nil {
 		return err

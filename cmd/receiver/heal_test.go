@@ -2,13 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/pem"
 	"fmt"
-	"io"
-	"log"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -68,9 +62,12 @@ func startBMC(t *testing.T, systems ...bmcsim.System) *bmcEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewUnstartedServer(sim)
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	srv.StartTLS()
+	ids := make([]string, len(systems))
+	for i, s := range systems {
+		ids[i] = s.ID
+	}
+	srv, inventory, err := sim.ServeTLS(t.TempDir(), ids)
+	must(t, err)
 	t.Cleanup(func() {
 		srv.Close()
 		sim.Close()
@@ -78,17 +75,7 @@ func startBMC(t *testing.T, systems ...bmcsim.System) *bmcEnv {
 			close(q)
 		}
 	})
-	env.Sim = sim
-	dir := t.TempDir()
-	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
-	must(t, os.WriteFile(filepath.Join(dir, "ca.pem"), ca, 0o600))
-	must(t, os.WriteFile(filepath.Join(dir, "bmc-password"), []byte("bmc-pw\n"), 0o600))
-	inv := "defaults:\n  username: admin\n  password_file: bmc-password\n  ca_file: ca.pem\nnodes:\n"
-	for _, s := range systems {
-		inv += fmt.Sprintf("  %s:\n    endpoint: %s\n    system: %s\n", s.ID, srv.URL, s.ID)
-	}
-	env.Inventory = filepath.Join(dir, "inventory.yml")
-	must(t, os.WriteFile(env.Inventory, []byte(inv), 0o600))
+	env.Sim, env.Inventory = sim, inventory
 	return env
 }
 

@@ -2,18 +2,10 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"io"
-	"log"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"encoding/pem"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -87,15 +79,9 @@ func TestVerifyHealthWaitsForNPD(t *testing.T) {
 		BootTime: 300 * time.Millisecond, ShutdownTime: 100 * time.Millisecond,
 		OnPower: func(_, state string) { power <- state }})
 	must(t, err)
-	srv := httptest.NewUnstartedServer(sim)
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	srv.StartTLS()
+	srv, inv, err := sim.ServeTLS(t.TempDir(), []string{name})
+	must(t, err)
 	t.Cleanup(func() { srv.Close(); sim.Close(); close(power) })
-	dir := t.TempDir()
-	must(t, os.WriteFile(filepath.Join(dir, "ca.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600))
-	must(t, os.WriteFile(filepath.Join(dir, "pw"), []byte("bmc-pw\n"), 0o600))
-	inv := filepath.Join(dir, "inventory.yml")
-	must(t, os.WriteFile(inv, []byte(fmt.Sprintf("defaults: {username: admin, password_file: pw, ca_file: ca.pem}\nnodes:\n  %s: {endpoint: %s, system: %s}\n", name, srv.URL, name)), 0o600))
 	routes := `
 routes:
   - name: reboot
