@@ -17,10 +17,10 @@ import (
 
 // Pid is redis-server's process ID (0 when it is not running).
 func (r *Redis) Pid() int {
-	if r.cmd == nil || r.cmd.Process == nil {
+	if r.p == nil {
 		return 0
 	}
-	return r.cmd.Process.Pid
+	return r.p.pid()
 }
 
 // Freeze stops redis-server with SIGSTOP: it keeps its connections and

@@ -66,6 +66,22 @@ func (p *proc) stop(grace time.Duration) {
 	<-p.done
 }
 
+// kill kills the process at once (no grace) and returns once it has
+// exited, or after 5 s.
+func (p *proc) kill() {
+	if p == nil || p.exited() {
+		return
+	}
+	_ = p.cmd.Process.Kill()
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+	}
+}
+
+// pid is the process's ID.
+func (p *proc) pid() int { return p.cmd.Process.Pid }
+
 // fail wraps err with the tail of the process's log.
 func (p *proc) fail(err error) error {
 	return fmt.Errorf("%s: %w\n--- last lines of %s ---\n%s", p.name, err, p.log, tailFile(p.log, 25))

@@ -19,7 +19,7 @@ import (
 // Redis is a redis-server process started on a free loopback port.
 type Redis struct {
 	Addr string
-	cmd  *exec.Cmd
+	p    *proc // nil once stopped
 	dir  string
 	port int
 }
@@ -79,22 +79,14 @@ func onFreePort(start func(attempt int) error) error {
 }
 
 func (r *Redis) start(bin string) error {
-	logf, err := os.Create(filepath.Join(r.dir, fmt.Sprintf("redis-%d.log", r.port)))
+	p, err := startProc("redis-server", bin, []string{"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", r.dir}, filepath.Join(r.dir, fmt.Sprintf("redis-%d.log", r.port)))
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(bin, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", r.dir)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return fmt.Errorf("start redis-server: %w", err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
-	r.cmd = cmd
-	if err := waitOwn(&redis.Options{Addr: r.Addr}, cmd.Process.Pid, done, 10*time.Second); err != nil {
-		return fmt.Errorf("%w\n%s", err, tailFile(logf.Name(), 10))
+	r.p = p
+	if err := waitOwn(&redis.Options{Addr: r.Addr}, p.pid(), p.done, 10*time.Second); err != nil {
+		return fmt.Errorf("%w\n%s", err, tailFile(p.log, 10))
 	}
 	return nil
 }
@@ -134,8 +126,8 @@ func waitOwn(o *redis.Options, pid int, done <-chan struct{}, timeout time.Durat
 
 // Stop kills the server (its data is lost: persistence is off).
 func (r *Redis) Stop() {
-	if r.cmd != nil && r.cmd.Process != nil {
-		_ = r.cmd.Process.Kill()
+	if r.p != nil {
+		r.p.kill()
 		// Wait until the port is closed so a restart can bind it.
 		deadline := time.Now().Add(5 * time.Second)
 		for time.Now().Before(deadline) {
@@ -146,7 +138,7 @@ func (r *Redis) Stop() {
 			c.Close()
 			time.Sleep(20 * time.Millisecond)
 		}
-		r.cmd = nil
+		r.p = nil
 	}
 }
 

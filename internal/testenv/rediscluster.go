@@ -25,9 +25,8 @@ type RedisCluster struct {
 
 type clusterNode struct {
 	addr string
-	cmd  *exec.Cmd
 	log  string
-	done chan struct{}
+	p    *proc // nil once stopped
 }
 
 // RedisCLIPath finds redis-cli: $REDIS_CLI, then PATH (Debian's
@@ -110,7 +109,7 @@ func startClusterNodeRetrying(bin, dir string) (*clusterNode, error) {
 
 // waitListening waits until the node answers on its address (waitOwn).
 func (n *clusterNode) waitListening(timeout time.Duration) error {
-	return waitOwn(&redis.Options{Addr: n.addr}, n.cmd.Process.Pid, n.done, timeout)
+	return waitOwn(&redis.Options{Addr: n.addr}, n.p.pid(), n.p.done, timeout)
 }
 
 // clusterPort is FreePort; a test takes a port first to see the retry.
@@ -128,24 +127,15 @@ func startClusterNode(bin, dir string) (*clusterNode, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &clusterNode{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
-		log: filepath.Join(dir, "redis.log"), done: make(chan struct{})}
-	logf, err := os.Create(n.log)
+	n := &clusterNode{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), log: filepath.Join(dir, "redis.log")}
+	// cluster-port: the bus port is port+10000 by default, which may be
+	// taken or above 65535 for a kernel-chosen port.
+	n.p, err = startProc("redis-server (cluster node)", bin, []string{"--port", strconv.Itoa(port), "--cluster-port", strconv.Itoa(bus),
+		"--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir,
+		"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000"}, n.log)
 	if err != nil {
 		return nil, err
 	}
-	// cluster-port: the bus port is port+10000 by default, which may be
-	// taken or above 65535 for a kernel-chosen port.
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--cluster-port", strconv.Itoa(bus),
-		"--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir,
-		"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return nil, fmt.Errorf("start redis-server (cluster node): %w", err)
-	}
-	go func() { _ = cmd.Wait(); logf.Close(); close(n.done) }()
-	n.cmd = cmd
 	return n, nil
 }
 
@@ -204,14 +194,8 @@ func (c *RedisCluster) Stop() {
 }
 
 func (n *clusterNode) stop() {
-	if n.cmd != nil && n.cmd.Process != nil {
-		_ = n.cmd.Process.Kill()
-		select {
-		case <-n.done:
-		case <-time.After(5 * time.Second):
-		}
-		n.cmd = nil
-	}
+	n.p.kill()
+	n.p = nil
 }
 
 // IsCrossSlot reports whether err is Redis Cluster's refusal of keys in
