@@ -158,6 +158,9 @@ func runServe(ctx context.Context, o serveOptions, logw io.Writer) error {
 	if err := installChecks(gate, gateEnv{ctx: ctx, cfg: cfg, client: client, nodes: nodeCache, reg: promReg, log: log}); err != nil {
 		return err
 	}
+	if err := resetRunCountOnClear(ctx, nodeCache, rdb, cfg, o.DryRun, log); err != nil {
+		return err
+	}
 	if gate.Silences == nil {
 		log.Warn("no alertmanagers configured: Alertmanager silences do not pause runs (receiver pause still does), and node-healer's own alerts (escalations, held and failed runs) are not sent")
 	}

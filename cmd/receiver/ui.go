@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -230,10 +231,39 @@ func (n *uiNodes) Events(ctx context.Context, name string) ([]ui.Event, error) {
 	return out, nil
 }
 
+// resetRunCountOnClear resets a node's per-node run count when its
+// needs-attention label is removed by anyone (kubectl, the operator
+// page): a human cleared the escalation, so the node gets the cap's runs
+// again. Every replica sees the removal; the first one's reset forgets the
+// runs, the others find none. A dry-run receiver changes nothing.
+func resetRunCountOnClear(ctx context.Context, nodes *kube.NodeCache, rdb redis.UniversalClient, cfg *config.Config, dryRun bool, log *slog.Logger) error {
+	window := time.Duration(cfg.Safety.NodeRuns.Window)
+	if dryRun || cfg.Safety.NodeRuns.Max <= 0 || window <= 0 {
+		return nil
+	}
+	err := nodes.OnLabelRemoved(runbooks.LabelNeedsAttention, func(node string) {
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		n, err := safety.ResetNodeRuns(rctx, rdb, cfg.Redis.KeyPrefix, node, window)
+		switch {
+		case err != nil:
+			log.Warn("escalation cleared (needs-attention label removed), but the per-node run count could not be reset: the node escalates again on its next alert until the window passes",
+				"node", node, "window", model.Duration(window), "err", err)
+		case n > 0:
+			log.Info("escalation cleared (needs-attention label removed): per-node run count reset", "node", node, "forgotten_runs", n, "window", model.Duration(window))
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("watch for cleared escalations: %w", err)
+	}
+	return nil
+}
+
 // uiActions are the page's mutations: the global pause (as `receiver
 // pause`) and clearing a node's escalation (as `kubectl label node N
 // node-healer.io/needs-attention-`, plus the annotations, an Event, and
-// the node's per-node run count, which kubectl cannot reset).
+// the node's per-node run count, reset here so the Event can say how many
+// runs were forgotten; resetRunCountOnClear does it for kubectl).
 type uiActions struct {
 	rdb    redis.UniversalClient
 	prefix string

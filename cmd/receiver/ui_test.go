@@ -359,6 +359,53 @@ func TestUIClearEscalationRedisDown(t *testing.T) {
 	}
 }
 
+// TestKubectlClearResetsRunCount: removing the needs-attention label
+// with kubectl (a merge patch here) resets that node's per-node run count,
+// as the page's clear does; a node still marked, and one never marked
+// whose labels change, keep theirs.
+func TestKubectlClearResetsRunCount(t *testing.T) {
+	rec, _ := startReceiverWith(t, testenv.NewRedis(t), "", defaultRoutes, "kubectl-clear")
+	createNodes(t, "kc-cleared", "kc-marked", "kc-other")
+	ctx := context.Background()
+	rdb := rec.Redis.ClientFor(t, 0)
+	window := locks.NewWindow(rdb, "node-healer")
+	patch := func(node, labels string) {
+		t.Helper()
+		if _, err := cluster.Client.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, []byte(`{"metadata":{"labels":`+labels+`}}`), metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mark := fmt.Sprintf(`{%q:"true"}`, runbooks.LabelNeedsAttention)
+	for _, n := range []string{"kc-cleared", "kc-marked", "kc-other"} {
+		for _, id := range []string{"r1", "r2", "r3"} {
+			if _, err := window.Record(ctx, "node-runs:"+n, id, 24*time.Hour); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	patch("kc-cleared", mark)
+	patch("kc-marked", mark)
+	// The informer hands every update over in order, so it sees the mark
+	// come and go even when both land before it looks.
+	patch("kc-cleared", fmt.Sprintf(`{%q:null}`, runbooks.LabelNeedsAttention))
+	patch("kc-other", `{"team":"storage"}`)
+	count := func(n string) int {
+		c, err := window.Count(ctx, "node-runs:"+n, 24*time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	waitFor(t, "kc-cleared's run count reset", 10*time.Second, func() bool { return count("kc-cleared") == 0 })
+	if !strings.Contains(rec.Log.String(), `msg="escalation cleared (needs-attention label removed): per-node run count reset" node=kc-cleared forgotten_runs=3 window=1d`) {
+		t.Errorf("no log line for the reset")
+	}
+	time.Sleep(time.Second) // give a wrong reset of the others time to happen
+	if c, o := count("kc-marked"), count("kc-other"); c != 3 || o != 3 {
+		t.Errorf("run counts of the still-marked node %d and the never-marked one %d, want 3 and 3", c, o)
+	}
+}
+
 // TestUIOperators: with ui.operators set, a signed-in user not listed
 // reads the page without forms and cannot act; a reload that lists them
 // lets them act at once, and one that takes them off refuses their next

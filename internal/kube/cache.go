@@ -34,8 +34,9 @@ import (
 // two requests), Status reads it from then on, and a watch nobody has read
 // for LeaseWatchIdle is stopped.
 type NodeCache struct {
-	lister listerv1.NodeLister
-	synced cache.InformerSynced
+	lister   listerv1.NodeLister
+	synced   cache.InformerSynced
+	informer cache.SharedIndexInformer
 
 	ctx    context.Context
 	client kubernetes.Interface
@@ -69,11 +70,34 @@ func StartNodeCache(ctx context.Context, client kubernetes.Interface, resync tim
 func startNodeCache(ctx context.Context, client kubernetes.Interface, resync, leaseIdle time.Duration) *NodeCache {
 	f := informers.NewSharedInformerFactory(client, resync)
 	inf := f.Core().V1().Nodes()
-	c := &NodeCache{lister: inf.Lister(), synced: inf.Informer().HasSynced,
+	c := &NodeCache{lister: inf.Lister(), synced: inf.Informer().HasSynced, informer: inf.Informer(),
 		ctx: ctx, client: client, leaseIdle: leaseIdle, leases: map[string]*leaseWatch{}}
 	f.Start(ctx.Done())
 	go c.stopIdleLeaseWatches()
 	return c
+}
+
+// OnLabelRemoved calls fn, on the informer's handler goroutine, with the
+// name of each node that loses label: an update whose old Node had it and
+// whose new one has not. A removal while the watch was down is seen at
+// the relist, as such an update; a node deleted with the label is not
+// reported.
+func (c *NodeCache) OnLabelRemoved(label string, fn func(node string)) error {
+	_, err := c.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		UpdateFunc: func(oldObj, newObj any) {
+			o, ok := oldObj.(*corev1.Node)
+			n, ok2 := newObj.(*corev1.Node)
+			if !ok || !ok2 {
+				return
+			}
+			if _, had := o.Labels[label]; had {
+				if _, has := n.Labels[label]; !has {
+					fn(n.Name)
+				}
+			}
+		},
+	})
+	return err
 }
 
 // leaseRenewed is the renewTime of node's kubelet Lease from its watch,
