@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -65,10 +66,37 @@ func (l *liveConfig) store(cfg *config.Config) error {
 		return err
 	}
 	l.cur.Store(&liveState{cfg: cfg, windows: w})
+	if missing := operatorsWithoutUser(cfg.UI.Operators, l.webConfigFile); len(missing) > 0 {
+		l.log.Warn("ui.operators names users the web configuration file has no basic_auth_users entry for: nobody can sign in as them (a typo?)", "users", missing, "web_config", l.webConfigFile)
+	}
 	if cfg.Webhook.Auth.AllowUnauthenticated && !webAuthenticates(l.webConfigFile) {
 		l.log.Warn("webhook.auth.allow_unauthenticated is set and the web configuration file has neither basic_auth_users nor required client certificates: anyone who reaches the port can post alerts", "web_config", l.webConfigFile)
 	}
 	return nil
+}
+
+// operatorsWithoutUser lists the ui.operators (other than cert:CN ones)
+// that the web configuration file's basic_auth_users lacks; none when the
+// file cannot be read (its own check reports that).
+func operatorsWithoutUser(operators []string, webConfigFile string) []string {
+	if len(operators) == 0 || webConfigFile == "" {
+		return nil
+	}
+	b, err := os.ReadFile(webConfigFile)
+	if err != nil {
+		return nil
+	}
+	var c web.Config
+	if err := yaml.Unmarshal(b, &c); err != nil {
+		return nil
+	}
+	var missing []string
+	for _, op := range operators {
+		if _, ok := c.Users[op]; !ok && !strings.HasPrefix(op, "cert:") {
+			missing = append(missing, op)
+		}
+	}
+	return missing
 }
 
 // webAuthenticates tells whether the web configuration file makes every

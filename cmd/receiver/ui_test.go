@@ -421,6 +421,10 @@ func TestKubectlClearResetsRunCount(t *testing.T) {
 func TestUIOperators(t *testing.T) {
 	rec := startUIReceiver(t, "ui:\n  operators: [oncall-lead]\n", defaultRoutes, "ui-operators",
 		func(o *serveOptions) { o.EnableLifecycle = true })
+	// oncall-lead has no basic_auth_users entry: said at start-up.
+	if !strings.Contains(rec.Log.String(), `msg="ui.operators names users the web configuration file has no basic_auth_users entry for: nobody can sign in as them (a typo?)" users=[oncall-lead]`) {
+		t.Error("no warning about an operator nobody can sign in as")
+	}
 	b := newBrowser(t, rec.URL, webUser, webPassword)
 	ov := b.page("/")
 	for _, want := range []string{`signed in as <b id="user">` + webUser + `</b> (read-only)`, "actions off: " + webUser + " is not in ui.operators (read-only)"} {
