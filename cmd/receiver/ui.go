@@ -69,6 +69,12 @@ func uiOptions(e uiEnv) *ui.Options {
 			}
 		}
 	}
+	if nr := e.cfg.Safety.NodeRuns; nr.Max > 0 && nr.Window > 0 {
+		o.RunCap = func(ctx context.Context, node string) (ui.RunCap, error) {
+			n, err := safety.NodeRuns(ctx, e.rdb, e.cfg.Redis.KeyPrefix, node, time.Duration(nr.Window))
+			return ui.RunCap{Runs: n, Max: nr.Max, Window: nr.Window.String()}, err
+		}
+	}
 	if s := e.gate.Silences; s != nil {
 		o.Silences = func(ctx context.Context, node string) (safety.Hold, error) { return s.Check(ctx, nil, node) }
 	}

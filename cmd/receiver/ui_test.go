@@ -272,8 +272,8 @@ func TestUIAuthCSRFAndActions(t *testing.T) {
 		return strings.Contains(b.page("/"), `data-node="ui-esc"`)
 	})
 	tok = b.token("/nodes/ui-esc")
-	if !strings.Contains(b.page("/nodes/ui-esc"), `id="clear-button"`) {
-		t.Fatal("no clear button on the escalated node's page")
+	if np := b.page("/nodes/ui-esc"); !strings.Contains(np, `id="clear-button"`) || !strings.Contains(np, `<dd id="run-cap">3 of 3 runs within 1d — <b>reached</b>`) {
+		t.Fatalf("the escalated node's page lacks the clear button or the reached cap:\n%s", np)
 	}
 	if code, _, _ := other.do(http.MethodPost, "/actions/clear-escalation", url.Values{"node": {"ui-esc"}, "reason": {"x"}}); code != http.StatusForbidden {
 		t.Errorf("clear without a token: %d", code)
@@ -305,7 +305,7 @@ func TestUIAuthCSRFAndActions(t *testing.T) {
 		t.Errorf("no NodeHealerEscalationCleared Event: %+v", nodeEvents(t, "ui-esc"))
 	}
 	// The node page lists the node's Events, read from the API server.
-	if np := b.page("/nodes/ui-esc"); !strings.Contains(np, "NodeHealerEscalationCleared") || strings.Contains(np, `id="clear-button"`) {
+	if np := b.page("/nodes/ui-esc"); !strings.Contains(np, "NodeHealerEscalationCleared") || strings.Contains(np, `id="clear-button"`) || !strings.Contains(np, `<dd id="run-cap">0 of 3 runs within 1d</dd>`) {
 		t.Errorf("node page after clearing:\n%s", np)
 	}
 

@@ -52,6 +52,12 @@ func Paused(ctx context.Context, rdb redis.UniversalClient, prefix string) (*Pau
 // per-node cap (safety.node_runs).
 func nodeRunsKey(node string) string { return "node-runs:" + node }
 
+// NodeRuns is how many runs of node count toward the per-node cap within
+// window now.
+func NodeRuns(ctx context.Context, rdb redis.UniversalClient, prefix, node string, window time.Duration) (int, error) {
+	return locks.NewWindow(rdb, prefix).Count(ctx, nodeRunsKey(node), window)
+}
+
 // ResetNodeRuns forgets the runs counted toward node's per-node cap, for a
 // human who cleared its escalation: the next alert gets the cap's runs
 // again instead of escalating straight back. It returns how many runs

@@ -175,6 +175,13 @@ func (u *UI) node(c echo.Context) error {
 			p.Silence = &h
 		}
 	}
+	if u.o.RunCap != nil {
+		if rc, err := u.o.RunCap(ctx, name); err != nil {
+			p.RunCapErr = err.Error()
+		} else {
+			p.RunCap = &rc
+		}
+	}
 	if p.ActiveRunID != "" {
 		p.Refresh = int(u.o.Refresh.Seconds())
 	}

@@ -39,6 +39,13 @@ type Nodes interface {
 // ErrNodeNotFound: no node by that name.
 var ErrNodeNotFound = errors.New("node not found")
 
+// RunCap is a node's standing against the per-node cap: Runs within
+// Window, of Max; at Max the next alert escalates to a human.
+type RunCap struct {
+	Runs, Max int
+	Window    string // as configured, e.g. "1d"
+}
+
 // NodeState is what the node page shows of a Node.
 type NodeState struct {
 	Name          string
@@ -119,6 +126,9 @@ type Options struct {
 	// Silences answers which Alertmanager silences hold a node (nil: no
 	// Alertmanager configured).
 	Silences func(ctx context.Context, node string) (safety.Hold, error)
+	// RunCap reads how many runs of a node count toward the per-node cap
+	// (safety.node_runs); nil: not shown.
+	RunCap func(ctx context.Context, node string) (RunCap, error)
 	// Actions (nil: read-only pages).
 	Actions Actions
 	// Heal starts a manual run through the same path as POST /api/v1/runs

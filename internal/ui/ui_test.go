@@ -188,9 +188,19 @@ func TestPagesOneRunOfEachStatus(t *testing.T) {
 		"node-escalated": {Name: "node-escalated", Unschedulable: true, CordonedByRun: "run-escalated", NeedsAttention: true,
 			Attention: "drain did not finish within 10m", EscalatedByRun: "run-escalated", Ready: "True"},
 		"node-running": {Name: "node-running", Unschedulable: true, CordonedByRun: "run-running", Ready: "True"},
+		"node-idle":    {Name: "node-idle", Ready: "True"},
 	}, events: map[string][]Event{"node-running": {{Time: t0, Type: "Normal", Reason: "NodeHealerCordon", Note: "cordoned by run run-running", Reporter: "replica-a", Count: 2}}}}
 	en := newEnv(t, runs, func(o *Options) {
 		o.Nodes = nodes
+		o.RunCap = func(_ context.Context, node string) (RunCap, error) {
+			switch node {
+			case "node-escalated":
+				return RunCap{Runs: 3, Max: 3, Window: "1d"}, nil
+			case "node-running":
+				return RunCap{Runs: 1, Max: 3, Window: "1d"}, nil
+			}
+			return RunCap{}, errors.New("redis: connection refused")
+		}
 		paused := statusOf(&safety.PauseInfo{By: "bob", Reason: "change freeze", Since: t0})
 		o.Status = func(ctx context.Context, rl safety.RunLister) (*safety.Status, error) {
 			st, err := paused(ctx, rl)
@@ -243,13 +253,16 @@ func TestPagesOneRunOfEachStatus(t *testing.T) {
 	mustContain(t, "escalated node", n, `<span class="badge bad">yes</span> drain did not finish within 10m`,
 		`by node-healer run <a href="/runs/run-escalated">`, `id="clear-button"`, `data-run="run-escalated"`,
 		`href="http://am.example:9093/#/silences/new?filter=%7Bnode%3D%22node-escalated%22%7D"`, `id="heal-button"`)
+	mustContain(t, "escalated node", n, `<dd id="run-cap">3 of 3 runs within 1d — <b>reached</b>: the next alert escalates to a human</dd>`)
 	mustContain(t, "escalated node", n, `id="silence">silence 5b1f by carol: DIMM swap (matchers node=&#34;node-escalated&#34;) until 05:00 UTC`)
 	rn := en.get("/nodes/node-running").body
 	mustNotContain(t, "running node", rn, `id="clear-button"`)
-	mustContain(t, "running node", rn, `id="no-silence"`, "cordoned</b> by node-healer run", "NodeHealerCordon")
+	mustContain(t, "running node", rn, `id="no-silence"`, "cordoned</b> by node-healer run", "NodeHealerCordon", `<dd id="run-cap">1 of 3 runs within 1d</dd>`)
 	if r := en.do(http.MethodGet, "/nodes/ghost", nil, nil); r.code != 404 {
 		t.Errorf("unknown node with no run: %d", r.code)
 	}
+	// The run count unreadable: the page still renders and says why.
+	mustContain(t, "node with Redis down", en.get("/nodes/node-idle").body, `<dd id="run-cap" class="warn">cannot read the run count: redis: connection refused</dd>`)
 	// A node gone from the cluster still shows its runs.
 	mustContain(t, "node gone", en.get("/nodes/node-failed").body, "not in the cluster (any more)", `data-run="run-failed"`)
 	if r := en.do(http.MethodGet, "/runs?status=bogus", nil, nil); r.code != 400 {

@@ -200,6 +200,8 @@ type nodePage struct {
 	Events      []Event
 	EventsErr   string
 	ActiveRunID string
+	RunCap      *RunCap
+	RunCapErr   string
 }
 
 // errorPage is any refusal or failure.
