@@ -75,6 +75,20 @@ func (l *liveConfig) store(cfg *config.Config) error {
 	return nil
 }
 
+// readWebConfig reads and parses the web configuration file
+// (exporter-toolkit's format), as exporter-toolkit does per request.
+func readWebConfig(path string) (*web.Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read --web.config.file: %w", err)
+	}
+	var c web.Config
+	if err := yaml.Unmarshal(b, &c); err != nil {
+		return nil, fmt.Errorf("cannot parse --web.config.file: %w", err)
+	}
+	return &c, nil
+}
+
 // operatorsWithoutUser lists the ui.operators (other than cert:CN ones)
 // that the web configuration file's basic_auth_users lacks; none when the
 // file cannot be read (its own check reports that).
@@ -82,12 +96,8 @@ func operatorsWithoutUser(operators []string, webConfigFile string) []string {
 	if len(operators) == 0 || webConfigFile == "" {
 		return nil
 	}
-	b, err := os.ReadFile(webConfigFile)
+	c, err := readWebConfig(webConfigFile)
 	if err != nil {
-		return nil
-	}
-	var c web.Config
-	if err := yaml.Unmarshal(b, &c); err != nil {
 		return nil
 	}
 	var missing []string
@@ -105,12 +115,8 @@ func webAuthenticates(path string) bool {
 	if path == "" {
 		return false
 	}
-	b, err := os.ReadFile(path)
+	c, err := readWebConfig(path)
 	if err != nil {
-		return false
-	}
-	var c web.Config
-	if err := yaml.Unmarshal(b, &c); err != nil {
 		return false
 	}
 	switch c.TLSConfig.ClientAuth {

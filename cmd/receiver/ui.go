@@ -7,15 +7,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/prometheus/common/model"
-	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/redis/go-redis/v9"
-	"gopkg.in/yaml.v3"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -123,13 +120,9 @@ func webIdentity(path string) func(*http.Request) (string, error) {
 		if path == "" {
 			return "", errors.New("no --web.config.file: set basic_auth_users or require client certificates to enable actions")
 		}
-		b, err := os.ReadFile(path)
+		c, err := readWebConfig(path)
 		if err != nil {
-			return "", fmt.Errorf("cannot read --web.config.file: %w", err)
-		}
-		var c web.Config
-		if err := yaml.Unmarshal(b, &c); err != nil {
-			return "", fmt.Errorf("cannot parse --web.config.file: %w", err)
+			return "", err
 		}
 		if len(c.Users) > 0 {
 			if u, _, ok := r.BasicAuth(); ok && u != "" {
