@@ -248,9 +248,7 @@ func TestUIAuthCSRFAndActions(t *testing.T) {
 	// An escalation for real: ui-esc already had the per-node cap's runs
 	// (safety.node_runs, 3 a day by default), so the next one is handed
 	// to a human.
-	rdb := rec.Redis.Client(0)
-	defer rdb.Close()
-	window := locks.NewWindow(rdb, "node-healer")
+	window := locks.NewWindow(rec.Redis.ClientFor(t, 0), "node-healer")
 	for _, id := range []string{"earlier-1", "earlier-2", "earlier-3"} {
 		if _, err := window.Record(ctx, "node-runs:ui-esc", id, 24*time.Hour); err != nil {
 			t.Fatal(err)

@@ -85,8 +85,8 @@ func (r *Redis) start(bin string) error {
 		return err
 	}
 	r.p = p
-	if err := waitOwn(&redis.Options{Addr: r.Addr}, p.pid(), p.done, 10*time.Second); err != nil {
-		return fmt.Errorf("%w\n%s", err, tailFile(p.log, 10))
+	if err := p.waitOwn(&redis.Options{Addr: r.Addr}, 10*time.Second); err != nil {
+		return p.fail(err)
 	}
 	return nil
 }
@@ -94,20 +94,20 @@ func (r *Redis) start(bin string) error {
 // errExited: the server exited before it listened (its port taken).
 var errExited = errors.New("redis-server exited before it listened")
 
-// waitOwn waits until the redis-server (or Sentinel) of process pid
-// answers at o.Addr (with o's password and TLS): by its process ID, since
-// whoever took the port answers TCP too.
-func waitOwn(o *redis.Options, pid int, done <-chan struct{}, timeout time.Duration) error {
+// waitOwn waits until p, a redis-server (or Sentinel), answers at o.Addr
+// (with o's password and TLS): by its process ID, since whoever took the
+// port answers TCP too.
+func (p *proc) waitOwn(o *redis.Options, timeout time.Duration) error {
 	opts := *o
 	opts.MaxRetries, opts.DialTimeout, opts.ReadTimeout, opts.ContextTimeoutEnabled = -1, 200*time.Millisecond, 200*time.Millisecond, true
 	addr := opts.Addr
 	rdb := redis.NewClient(&opts)
 	defer rdb.Close()
-	want := fmt.Sprintf("process_id:%d\r\n", pid)
+	want := fmt.Sprintf("process_id:%d\r\n", p.pid())
 	deadline := time.Now().Add(timeout)
 	for {
 		select {
-		case <-done:
+		case <-p.done:
 			return fmt.Errorf("%w (%s)", errExited, addr)
 		default:
 		}

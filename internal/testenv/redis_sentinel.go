@@ -155,7 +155,7 @@ func (s *RedisSentinel) startServerOnce(bin, dirName, name string, extra ...stri
 	if err != nil {
 		return "", err
 	}
-	if err := waitOwn(&redis.Options{Addr: addr, Password: s.opts.Password}, pr.cmd.Process.Pid, pr.done, 10*time.Second); err != nil {
+	if err := pr.waitOwn(&redis.Options{Addr: addr, Password: s.opts.Password}, 10*time.Second); err != nil {
 		pr.stop(0)
 		return "", pr.fail(err)
 	}
@@ -198,7 +198,7 @@ sentinel parallel-syncs %[3]s 1
 	s.sentinels = append(s.sentinels, pr)
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
 	s.Sentinels = append(s.Sentinels, addr)
-	if err := waitOwn(&redis.Options{Addr: addr, Password: s.opts.SentinelPassword}, pr.cmd.Process.Pid, pr.done, 10*time.Second); err != nil {
+	if err := pr.waitOwn(&redis.Options{Addr: addr, Password: s.opts.SentinelPassword}, 10*time.Second); err != nil {
 		return pr.fail(err)
 	}
 	return nil

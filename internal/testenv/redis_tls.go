@@ -112,7 +112,7 @@ func StartRedisTLS(dir string, ca *TestCA) (*RedisTLS, error) {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(caPEM)
 	tlsConf := &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
-	if err := waitOwn(&redis.Options{Addr: r.Addr, TLSConfig: tlsConf}, r.p.cmd.Process.Pid, r.p.done, 10*time.Second); err != nil {
+	if err := r.p.waitOwn(&redis.Options{Addr: r.Addr, TLSConfig: tlsConf}, 10*time.Second); err != nil {
 		r.Stop()
 		return nil, r.p.fail(err)
 	}

@@ -95,9 +95,9 @@ func startClusterNodeRetrying(bin, dir string) (*clusterNode, error) {
 			return err
 		}
 		if err := n.waitListening(10 * time.Second); err != nil {
-			tail := tailFile(n.log, 20)
+			err = n.p.fail(err)
 			n.stop()
-			return fmt.Errorf("%w\n%s", err, tail)
+			return err
 		}
 		return nil
 	})
@@ -109,7 +109,7 @@ func startClusterNodeRetrying(bin, dir string) (*clusterNode, error) {
 
 // waitListening waits until the node answers on its address (waitOwn).
 func (n *clusterNode) waitListening(timeout time.Duration) error {
-	return waitOwn(&redis.Options{Addr: n.addr}, n.p.pid(), n.p.done, timeout)
+	return n.p.waitOwn(&redis.Options{Addr: n.addr}, timeout)
 }
 
 // clusterPort is FreePort; a test takes a port first to see the retry.
